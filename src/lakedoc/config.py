@@ -1,0 +1,196 @@
+"""Configuration: ``conf/base.yml`` + ``conf/<target>.yml`` + a user file + environment + ``--set``.
+
+Layers, later wins:
+
+1. ``conf/base.yml``                  defaults shared by every target
+2. ``conf/<target>.yml``              ``local``, ``dev`` or ``prod``
+3. ``--config FILE``                  a user's own overlay (optional)
+4. environment ``LAKEDOC__SECTION__KEY=value``   (double underscores separate levels)
+5. ``--set section.key=value``        (what the bundle's task parameters and the local runner pass)
+
+The merged mapping is validated against :data:`lakedoc.config_schema.SCHEMA`: an unknown key, a
+wrong type or a value outside the allowed set stops the run with a message naming the key, the
+value and what is allowed. No secret is ever read from these files: a secret is configured as a
+*reference* (``{env: NAME}`` and/or ``{scope: S, key: K}``) and resolved by :mod:`lakedoc.secrets`.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from lakedoc.config_schema import SCHEMA, ConfigError, Field
+
+TARGETS = ("local", "dev", "prod")
+ENV_PREFIX = "LAKEDOC__"
+
+
+def find_conf_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Locate the ``conf/`` folder: explicit argument, ``$LAKEDOC_CONF_DIR``, the checkout, the CWD."""
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    if os.environ.get("LAKEDOC_CONF_DIR"):
+        candidates.append(Path(os.environ["LAKEDOC_CONF_DIR"]))
+    candidates.append(Path(__file__).resolve().parents[2] / "conf")  # src/lakedoc/config.py -> repo/conf
+    candidates.append(Path.cwd() / "conf")
+    for c in candidates:
+        if (c / "base.yml").is_file():
+            return c.resolve()
+    raise ConfigError(
+        "cannot find the configuration folder (conf/base.yml); looked in: "
+        + ", ".join(str(c) for c in candidates)
+        + ". Pass --conf-dir or set LAKEDOC_CONF_DIR."
+    )
+
+
+def deep_merge(base: dict, over: Mapping) -> dict:
+    """Recursively merge ``over`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    parts = [p for p in dotted.split(".") if p]
+    if not parts:
+        raise ConfigError(f"empty configuration key in override {dotted!r}")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {p!r} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_scalar(text: str) -> Any:
+    """Parse an override value the way YAML would (``true``, ``3``, ``[a, b]``, ``null``...)."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def parse_sets(items: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=x"]`` into a nested mapping."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, value = item.split("=", 1)
+        _set_path(out, key.strip(), parse_scalar(value))
+    return out
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict:
+    """``LAKEDOC__TABLES__WAREHOUSE=/x`` -> ``{"tables": {"warehouse": "/x"}}``."""
+    environ = os.environ if environ is None else environ
+    out: dict = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            dotted = ".".join(p.lower() for p in name[len(ENV_PREFIX):].split("__"))
+            _set_path(out, dotted, parse_scalar(value))
+    return out
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def validate(tree: Mapping, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
+    """Check every key against the schema, fill defaults, coerce numbers; return a new tree."""
+    out: dict = {}
+    for key in tree:
+        if key not in schema:
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(
+                f"unknown configuration key '{prefix}{key}'; allowed keys in {where}: "
+                + ", ".join(sorted(schema))
+            )
+    for key, spec in schema.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(spec, Mapping):
+            sub = tree.get(key, {})
+            if sub is None:
+                sub = {}
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"'{dotted}' must be a section (mapping), got {type(sub).__name__}")
+            out[key] = validate(sub, spec, dotted + ".")
+        else:
+            out[key] = spec.check(dotted, tree.get(key, spec.default) if key in tree else spec.default)
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration of one run. Access sections as ``cfg["ingest"]["timeout_s"]``
+    or with :meth:`get` and a dotted key."""
+
+    target: str
+    data: dict
+    conf_dir: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for p in dotted.split("."):
+            if not isinstance(node, Mapping) or p not in node:
+                return default
+            node = node[p]
+        return node
+
+    def with_overrides(self, sets: Mapping) -> "Config":
+        return Config(self.target, validate(deep_merge(self.data, sets)), self.conf_dir)
+
+    def resolve_path(self, value: str | None) -> str | None:
+        """Relative local paths in the config are relative to the repository root (conf/..)."""
+        if not value or "://" in value or value.startswith(("/", "dbfs:")):
+            return value
+        root = self.conf_dir.parent if self.conf_dir else Path.cwd()
+        return str((root / value).resolve())
+
+
+def load_config(
+    target: str = "local",
+    conf_dir: str | os.PathLike | None = None,
+    user_file: str | os.PathLike | None = None,
+    sets: Iterable[str] | Mapping | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build and validate the configuration for ``target`` (see the module docstring for layers)."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
+    cdir = find_conf_dir(conf_dir)
+    tree = _load_yaml(cdir / "base.yml")
+    target_file = cdir / f"{target}.yml"
+    if target_file.is_file():
+        tree = deep_merge(tree, _load_yaml(target_file))
+    if user_file:
+        uf = Path(user_file)
+        if not uf.is_file():
+            raise ConfigError(f"--config file {uf} does not exist")
+        tree = deep_merge(tree, _load_yaml(uf))
+    tree = deep_merge(tree, env_overrides(environ))
+    if sets:
+        tree = deep_merge(tree, sets if isinstance(sets, Mapping) else parse_sets(sets))
+    return Config(target, validate(tree), cdir)
+
+
+__all__ = ["Config", "ConfigError", "Field", "load_config", "parse_sets", "find_conf_dir", "TARGETS"]

@@ -1,0 +1,1 @@
+"""Ingestion: office files -> the bronze `documents` table."""

@@ -1,0 +1,131 @@
+"""The task registry and the one function every DAG task goes through: :func:`run_task`.
+
+A Databricks task (``spark_python_task`` on ``pipelines/task.py``) and the local runner both end up
+here with the same arguments. ``run_task`` builds the configuration, the SparkSession and the table
+store, runs the stage function, and records the run in the ``pipeline_runs`` table (run id, task,
+start, end, status, rows in/out, error) — success or failure.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from lakedoc.config import Config
+
+log = logging.getLogger(__name__)
+
+# task key -> "module:function". Functions take a TaskContext and return a TaskResult.
+REGISTRY: dict[str, str] = {
+    "ingest_docx": "lakedoc.ingest.stage:run_docx",
+    "ingest_xlsx": "lakedoc.ingest.stage:run_xlsx",
+    "ingest_pptx": "lakedoc.ingest.stage:run_pptx",
+    "ingest_pdf": "lakedoc.ingest.stage:run_pdf",
+    "ingest_msg": "lakedoc.ingest.stage:run_msg",
+}
+
+PIPELINE_RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("task", pa.string()), ("target", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")), ("ended_at", pa.timestamp("us", tz="UTC")),
+    ("duration_s", pa.float64()), ("status", pa.string()), ("rows_in", pa.int64()),
+    ("rows_out", pa.int64()), ("details", pa.string()), ("error", pa.string()),
+])
+
+
+@dataclass
+class TaskResult:
+    rows_in: int = 0
+    rows_out: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskContext:
+    task: str
+    run_id: str
+    cfg: Config
+    spark: Any
+    tables: Any  # lakedoc.tables.TableStore
+    input_path: str | None = None
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"lakedoc.{self.task}")
+
+
+@dataclass
+class TaskRun:
+    task: str
+    run_id: str
+    status: str  # "succeeded" | "failed"
+    started_at: datetime
+    ended_at: datetime
+    result: TaskResult
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+def resolve(task: str) -> Callable[[TaskContext], TaskResult]:
+    if task not in REGISTRY:
+        raise KeyError(f"unknown task {task!r}; known tasks: {', '.join(sorted(REGISTRY))}")
+    module, func = REGISTRY[task].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def record_run(tables, cfg: Config, run: TaskRun) -> None:
+    import json
+
+    row = {
+        "run_id": run.run_id, "task": run.task, "target": cfg.target,
+        "started_at": run.started_at, "ended_at": run.ended_at, "duration_s": run.duration_s,
+        "status": run.status, "rows_in": run.result.rows_in, "rows_out": run.result.rows_out,
+        "details": json.dumps(run.result.details, default=str, sort_keys=True), "error": run.error,
+    }
+    tables.merge("pipeline_runs", pa.Table.from_pylist([row], schema=PIPELINE_RUNS_SCHEMA),
+                 keys=["run_id", "task"], scope={"task": run.task}, partition_by=["task"])
+
+
+def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str | None = None,
+             spark=None, tables=None) -> TaskRun:
+    """Run one DAG task and record it. Never raises for a stage failure: the returned TaskRun says."""
+    from lakedoc.spark import get_spark
+    from lakedoc.tables import open_store
+
+    run_id = run_id or new_run_id()
+    func = resolve(task)
+    spark = spark or get_spark(cfg)
+    tables = tables or open_store(cfg, spark)
+    ctx = TaskContext(task=task, run_id=run_id, cfg=cfg, spark=spark, tables=tables,
+                      input_path=input_path or cfg.resolve_path(cfg["input"]["path"]))
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    status, error, result = "succeeded", None, TaskResult()
+    try:
+        result = func(ctx) or TaskResult()
+    except Exception as exc:  # noqa: BLE001 - a failed task is recorded, then reported by the caller
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        log.error("task %s failed: %s", task, error)
+        log.debug("%s", traceback.format_exc())
+    ended = datetime.now(timezone.utc)
+    run = TaskRun(task, run_id, status, started, ended, result, error)
+    try:
+        record_run(tables, cfg, run)
+    except Exception as exc:  # noqa: BLE001 - recording must not hide the task's own outcome
+        log.warning("could not record task %s in pipeline_runs: %s", task, exc)
+    log.info("task %s %s in %.1fs (rows in %d, out %d)", task, status, time.perf_counter() - t0,
+             result.rows_in, result.rows_out)
+    return run

@@ -1,0 +1,38 @@
+"""Shared fixtures: the ../shared data folder and one local SparkSession for the whole run."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LAKEDOC_SHARED", ROOT.parent / "shared"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test with a reason that says what is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not found: the shared data folder (../shared, or $LAKEDOC_SHARED) is absent")
+    return p
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from lakedoc.config import load_config
+    from lakedoc.spark import get_spark
+
+    return get_spark(load_config("local"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    from lakedoc.samples import generate_samples
+
+    d = tmp_path_factory.mktemp("samples")
+    generate_samples(d)
+    return d
