@@ -20,7 +20,9 @@ from pathlib import Path
 log = logging.getLogger("lakedoc")
 
 # Modules that add their own sub-commands (``add_parser(subparsers)``).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "lakedoc.evaluation",
+]
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -168,7 +170,7 @@ def cmd_tables(args) -> int:
     print(f"{'table':<22} {'rows':>8} {'version':>8}  location")
     for d in sorted(p for p in root.iterdir() if (p / "_delta_log").is_dir()):
         dt = DeltaTable(str(d))
-        rows = sum(a.get("num_records") or 0 for a in dt.get_add_actions(flatten=True).to_pylist())
+        rows = dt.to_pyarrow_dataset().count_rows()
         print(f"{d.name:<22} {rows:>8} {dt.version():>8}  {d}")
     return 0
 
