@@ -31,9 +31,9 @@ def _docx(path: Path, body: str, header: str) -> None:
 
 
 def _pdf(path: Path, pages: list[str]) -> None:
-    import fitz
+    import pymupdf
 
-    doc = fitz.open()
+    doc = pymupdf.open()
     for text in pages:
         doc.new_page().insert_text((72, 72), text)
     doc.save(path)

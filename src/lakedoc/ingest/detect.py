@@ -1,0 +1,256 @@
+"""Format sniffing from content (the extension is only a tie-breaker).
+
+:func:`detect_format` returns one of:
+
+* OOXML: ``docx docm dotx dotm xlsx xlsm xltx xltm xlsb pptx pptm potx potm ppsx ppsm``;
+  ``ooxml_encrypted`` (an OLE container holding EncryptionInfo + EncryptedPackage);
+* ``pdf``, ``msg``, ``eml``, ``csv``, ``tsv``, ``txt``, ``html``, ``rtf``;
+* legacy/other containers we do not read: ``doc xls ppt ole odt ods odp zip applesingle``;
+* images: ``png jpeg gif tiff bmp webp emf wmf``;
+* ``unknown``.
+"""
+from __future__ import annotations
+
+import io
+import re
+import struct
+import unicodedata
+import zipfile
+import zlib
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# Main-part content types of the OOXML formats (transitional and strict packages use the same ones).
+_OOXML_CONTENT_TYPES = {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml": "docx",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml": "dotx",
+    "application/vnd.ms-word.document.macroenabled.main+xml": "docm",
+    "application/vnd.ms-word.template.macroenabledtemplate.main+xml": "dotm",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml": "xlsx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml": "xltx",
+    "application/vnd.ms-excel.sheet.macroenabled.main+xml": "xlsm",
+    "application/vnd.ms-excel.template.macroenabled.main+xml": "xltm",
+    "application/vnd.ms-excel.sheet.binary.macroenabled.main": "xlsb",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml": "pptx",
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml": "ppsx",
+    "application/vnd.openxmlformats-officedocument.presentationml.template.main+xml": "potx",
+    "application/vnd.ms-powerpoint.presentation.macroenabled.main+xml": "pptm",
+    "application/vnd.ms-powerpoint.slideshow.macroenabled.main+xml": "ppsm",
+    "application/vnd.ms-powerpoint.template.macroenabled.main+xml": "potm",
+}
+
+# Main part name -> (base format, formats of that kind an extension may refine it to).
+_OOXML_MAIN_PARTS = {
+    "word/document.xml": ("docx", ("docx", "docm", "dotx", "dotm")),
+    "xl/workbook.xml": ("xlsx", ("xlsx", "xlsm", "xltx", "xltm")),
+    "ppt/presentation.xml": ("pptx", ("pptx", "pptm", "potx", "potm", "ppsx", "ppsm")),
+}
+
+_ODF_MIMETYPES = {
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/vnd.oasis.opendocument.presentation": "odp",
+}
+
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"\xd7\xcd\xc6\x9a", "wmf"),
+    (b"\x01\x00\x09\x00\x00\x03", "wmf"),
+)
+
+_MAIL_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "received",
+                 "return-path", "content-type", "reply-to", "sender", "delivered-to", "x-mailer",
+                 "in-reply-to", "references", "dkim-signature", "thread-topic", "x-originating-ip"}
+_HEADER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*)[ \t]*:")
+_PDF_HEADER = re.compile(rb"%PDF-\d")
+
+
+def extension(file_name: str) -> str:
+    """Lower-case extension without the dot ("" when none)."""
+    base = file_name.replace("\\", "/").rpartition("/")[2]
+    return base.rpartition(".")[2].lower() if "." in base else ""
+
+
+def detect_format(data: bytes, file_name: str) -> str:
+    """Detect the real format of ``data``; ``file_name``'s extension only refines ambiguous cases."""
+    ext = extension(file_name)
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        return _detect_zip(data, ext)
+    if data.startswith(OLE_MAGIC):
+        return _detect_ole(data, ext)
+    if data[:4] in (b"\x00\x05\x16\x00", b"\x00\x05\x16\x07"):
+        return "applesingle"
+    if _PDF_HEADER.search(data[:1024]):
+        return "pdf"
+    image = _detect_image(data)
+    if image:
+        return image
+    if data.lstrip()[:5] == b"{\\rtf":
+        return "rtf"
+    text = _as_text(data[:65536])
+    if text is None:
+        return "unknown"
+    return _detect_text(text, ext)
+
+
+def _detect_image(data: bytes) -> str | None:
+    for magic, fmt in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return fmt
+    if data[:2] == b"BM" and len(data) > 26 and data[6:10] == b"\x00\x00\x00\x00":
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] == b"\x01\x00\x00\x00" and data[40:44] == b" EMF":
+        return "emf"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- zip
+
+
+def _detect_zip(data: bytes, ext: str) -> str:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = zf.namelist()
+        read = zf.read
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        members = _local_members(data)  # truncated zip: no central directory
+        names = list(members)
+        read = members.__getitem__
+    lower = {n.lower(): n for n in names}
+    if "[content_types].xml" in lower:
+        try:
+            fmt = _format_from_content_types(read(lower["[content_types].xml"]))
+        except Exception:  # noqa: BLE001 - unreadable member: fall back to part names
+            fmt = None
+        if fmt:
+            return fmt
+    for main, (base, variants) in _OOXML_MAIN_PARTS.items():
+        if main in lower:
+            return ext if ext in variants else base
+    if "mimetype" in lower:
+        try:
+            mime = read(lower["mimetype"]).decode("ascii", "ignore").strip()
+        except Exception:  # noqa: BLE001
+            mime = ""
+        if mime in _ODF_MIMETYPES:
+            return _ODF_MIMETYPES[mime]
+    return "zip"
+
+
+def _format_from_content_types(xml: bytes) -> str | None:
+    from lxml import etree
+
+    root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True, recover=True))
+    if root is None:
+        return None
+    for el in root:
+        ctype = (el.get("ContentType") or "").lower()
+        if ctype in _OOXML_CONTENT_TYPES and el.get("PartName"):
+            return _OOXML_CONTENT_TYPES[ctype]
+    return None
+
+
+def _local_members(data: bytes) -> dict[str, bytes]:
+    """Members readable from local file headers alone (used when the central directory is gone)."""
+    out: dict[str, bytes] = {}
+    pos = 0
+    while True:
+        pos = data.find(b"PK\x03\x04", pos)
+        if pos < 0 or pos + 30 > len(data):
+            return out
+        try:
+            (_, flags, method, _, _, _, csize, _, nlen, xlen) = struct.unpack_from("<HHHHHIIIHH", data, pos + 4)
+        except struct.error:
+            return out
+        name = data[pos + 30:pos + 30 + nlen].decode("utf-8", "replace")
+        start = pos + 30 + nlen + xlen
+        raw = data[start:start + csize] if csize and not flags & 0x08 else data[start:]
+        try:
+            out[name] = zlib.decompressobj(-15).decompress(raw) if method == 8 else raw
+        except zlib.error:
+            out[name] = b""
+        pos = start if flags & 0x08 or not csize else start + csize
+
+
+# ---------------------------------------------------------------------------------------------- OLE
+
+
+def _detect_ole(data: bytes, ext: str) -> str:
+    import olefile
+
+    try:
+        ole = olefile.OleFileIO(data)
+    except Exception:  # noqa: BLE001 - damaged compound file: trust a matching extension
+        return ext if ext in ("msg", "doc", "xls", "ppt") else "ole"
+    try:
+        top = {entry[0] for entry in ole.listdir(streams=True, storages=True)}
+    finally:
+        ole.close()
+    if {"EncryptionInfo", "EncryptedPackage"} <= top:
+        return "ooxml_encrypted"
+    if any(name.startswith("__substg1.0_") for name in top) or "__properties_version1.0" in top:
+        return "msg"
+    if "WordDocument" in top:
+        return "doc"
+    if "Workbook" in top or "Book" in top:
+        return "xls"
+    if "PowerPoint Document" in top:
+        return "ppt"
+    return ext if ext in ("msg", "doc", "xls", "ppt") else "ole"  # e.g. a truncated directory
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def _as_text(sample: bytes) -> str | None:
+    """The sample decoded as text, or None when it looks binary."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = sample.decode("utf-16", errors="ignore")
+    elif b"\x00" in sample:
+        return None
+    else:
+        try:
+            text = sample.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # a multi-byte sequence cut by the sample boundary is fine; anything else: try cp1252
+            text = sample[:exc.start].decode("utf-8") if exc.start >= len(sample) - 3 else \
+                sample.decode("cp1252", errors="replace")
+    if not text:
+        return text
+    bad = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+    bad += text.count("\ufffd")
+    return text if bad <= len(text) * 0.02 else None
+
+
+def _detect_text(text: str, ext: str) -> str:
+    if _looks_like_rfc822(text):
+        return "eml"
+    head = text[:2048].lstrip().lower()
+    if head.startswith(("<!doctype html", "<html")) or (head.startswith("<?xml") and "<html" in head):
+        return "html"
+    if ext in ("csv", "tsv", "eml", "html", "htm"):
+        return {"htm": "html"}.get(ext, ext)
+    return "txt"
+
+
+def _looks_like_rfc822(text: str) -> bool:
+    """True when the text starts with an RFC 822 header block naming typical mail headers."""
+    lines = text.lstrip("\r\n").splitlines()
+    if lines and lines[0].startswith("From "):  # mbox separator line
+        lines = lines[1:]
+    names = []
+    for line in lines[:200]:
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t"):
+            if not names:
+                return False
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            return False
+        names.append(m.group(1).lower())
+    known = sum(1 for n in names if n in _MAIL_HEADERS)
+    return known >= 2 or (known >= 1 and len(names) >= 3)
