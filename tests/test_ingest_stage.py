@@ -130,10 +130,19 @@ def test_too_large_and_timeout_are_statuses_not_failures(spark, tmp_path):
     inp, wh = tmp_path / "in", tmp_path / "wh"
     make_inputs(inp)
     out = run_ingest(inp, wh, only="ingest_pdf,ingest_docx", sets=["ingest.max_file_mb=0.001"])
-    assert {o.status for o in out.values()} == {"succeeded"}
+    assert {o.status for o in out.values()} == {"succeeded"}, out
     df = docs(wh)
     big = df[df.file_name == "memo.docx"].iloc[0]
     assert big.status == "too_large" and "ingest.max_file_mb" in big.error
+
+    # a per-file time budget inside the Spark Python worker: a 2000-page PDF against 0.1 s
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    _pdf(slow / "long.pdf", [f"page {i} of a very long report" for i in range(2000)])
+    out = run_ingest(slow, tmp_path / "wh2", only="ingest_pdf", sets=["ingest.timeout_s=0.1"])
+    assert out["ingest_pdf"].status == "succeeded", out
+    row = docs(tmp_path / "wh2").iloc[0]
+    assert row.status == "timeout" and row.error, (row.status, row.error)
 
 
 @pytest.mark.spark
@@ -180,7 +189,8 @@ def test_corpus_through_spark_matches_the_oracle(spark, tmp_path):
                                    quoting=csv.QUOTE_NONE))
     roots = df[df.depth == 0].copy()
     roots["rel"] = roots.source_path.map(lambda p: str(Path(p).relative_to(corpus)))
-    assert sorted(roots.rel) == sorted(e["relative_path"] for e in expected), "one row per input file"
+    # one row per input file (the oracle's own EXPECTED.tsv / MANIFEST.tsv are input files too: .tsv)
+    assert sorted(roots.rel) == sorted([e["relative_path"] for e in expected] + ["EXPECTED.tsv", "MANIFEST.tsv"])
     status_of = dict(zip(roots.rel, roots.status))
     want = {"text": "ok"}
     agree = sum(status_of[e["relative_path"]] == want.get(e["expected_outcome"], e["expected_outcome"])
