@@ -205,11 +205,15 @@ class LocalDeltaStore(TableStore):
             if not self.exists(table):
                 if src.num_rows == 0:
                     return result
-                write_deltalake(path, src, partition_by=list(partition_by) if partition_by else None,
-                                mode="error")
-                result.inserted = src.num_rows
-                result.version = self.version(table)
-                return result
+                try:
+                    write_deltalake(path, src, partition_by=list(partition_by) if partition_by else None,
+                                    mode="error")
+                    result.inserted = src.num_rows
+                    result.version = self.version(table)
+                    return result
+                except Exception:  # noqa: BLE001 - another process created it first: merge below
+                    if not self.exists(table):
+                        raise
             dt = DeltaTable(path)
             tgt_cols = set(dt.schema().to_arrow().names if hasattr(dt.schema(), "to_arrow") else
                            [f.name for f in dt.schema().fields])
@@ -326,12 +330,16 @@ class UnityCatalogStore(TableStore):
         full = self.location(table)
         result = MergeResult(table)
         if not self.exists(table):
-            writer = df.write.format("delta").mode("errorifexists")
+            # Parallel tasks may race to create the table: create it empty ("ignore" if it exists,
+            # tolerate losing the race), then every writer goes through the same MERGE below.
+            writer = df.limit(0).write.format("delta").mode("ignore")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
-            writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
-            result.inserted = df.count()
-            return result
+            try:
+                writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
+            except Exception as exc:  # noqa: BLE001 - another task created it first
+                if "ALREADY_EXISTS" not in str(exc).upper() and not self.exists(table):
+                    raise
         tgt = self.spark.table(full)
         for k, v in (scope or {}).items():
             tgt = tgt.filter(F.col(k) == F.lit(v))
