@@ -59,6 +59,7 @@ def test_replace_within_removes_stale_rows_of_the_group_only(tmp_path):
                 replace_within="doc_id")
     assert (r.deleted, r.unchanged) == (1, 1)
     assert sorted(s.read_arrow("chunks").column("chunk_id").to_pylist()) == ["a1", "b1"]
+    assert s.delete_where("chunks", "doc_id", ["b"], scope={"text": "other"}) == 0, "scope limits the delete"
     assert s.delete_where("chunks", "doc_id", ["b"]) == 1
     assert s.read_arrow("chunks").column("chunk_id").to_pylist() == ["a1"]
 
@@ -78,3 +79,12 @@ def test_nested_columns_are_written_nullable(tmp_path):
 def test_reading_a_missing_table_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist yet"):
         LocalDeltaStore(tmp_path).read_arrow("nope")
+
+
+def test_where_filters_work_on_columns_stored_as_string_view(tmp_path):
+    """Arrow from Spark can carry string_view columns; equality filters must still work."""
+    s = LocalDeltaStore(tmp_path)
+    t = pa.table({"doc_id": pa.array(["a", "b"], pa.string_view()), "m": pa.array(["x", "y"], pa.string_view())})
+    s.merge("t", t, ["doc_id"])
+    assert s.read_arrow("t", where={"m": "x"}).column("doc_id").to_pylist() == ["a"]
+    assert s.read_arrow("t", where={"m": "zzz"}).num_rows == 0

@@ -117,7 +117,9 @@ class TableStore:
               replace_within: str | None = None) -> MergeResult:  # pragma: no cover
         raise NotImplementedError
 
-    def delete_where(self, table: str, column: str, values: Iterable[Any]) -> int:  # pragma: no cover
+    def delete_where(self, table: str, column: str, values: Iterable[Any],
+                     scope: Mapping[str, Any] | None = None) -> int:  # pragma: no cover
+        """Delete rows whose ``column`` is in ``values`` (and, with ``scope``, only within it)."""
         raise NotImplementedError
 
     # -- shared helpers --------------------------------------------------------------------------
@@ -168,25 +170,23 @@ class LocalDeltaStore(TableStore):
         return DeltaTable(self.location(table)).version() if self.exists(table) else None
 
     def read_arrow(self, table, columns=None, where=None) -> pa.Table:
+        import pyarrow.compute as pc
         from deltalake import DeltaTable
 
         if not self.exists(table):
             raise FileNotFoundError(f"table {table!r} does not exist yet under {self.root}")
-        filters = [(k, "=", v) for k, v in (where or {}).items()] or None
-        dt = DeltaTable(self.location(table))
-        try:
-            ds = dt.to_pyarrow_dataset()
-            expr = None
-            import pyarrow.compute as pc
-            import pyarrow.dataset as pads  # noqa: F401
-
-            for k, _, v in filters or []:
-                e = pc.field(k) == v
-                expr = e if expr is None else expr & e
-            return ds.to_table(columns=list(columns) if columns else None, filter=expr)
-        except Exception:  # noqa: BLE001 - fall back for types pyarrow datasets cannot scan
-            tbl = dt.to_pyarrow_table(columns=list(columns) if columns else None, filters=filters)
-            return tbl
+        ds = DeltaTable(self.location(table)).to_pyarrow_dataset()  # live files per the Delta log
+        expr = None
+        for k, v in (where or {}).items():
+            ftype = ds.schema.field(k).type
+            if pa.types.is_string(ftype) or pa.types.is_large_string(ftype) or pa.types.is_string_view(ftype):
+                # files written from Spark may store string_view; string == string_view has no
+                # kernel, so compare both sides as plain strings
+                e = pc.field(k).cast(pa.string()) == pa.scalar(v, pa.string())
+            else:
+                e = pc.field(k) == pa.scalar(v, ftype)
+            expr = e if expr is None else expr & e
+        return ds.to_table(columns=list(columns) if columns else None, filter=expr)
 
     def read(self, table, columns=None):
         if self._spark is None:
@@ -281,18 +281,19 @@ class LocalDeltaStore(TableStore):
                 pred = f"({pred}){scope_pred.replace('t.', '')}"
             dt.delete(pred)
 
-    def delete_where(self, table, column, values) -> int:
+    def delete_where(self, table, column, values, scope=None) -> int:
         from deltalake import DeltaTable
 
         values = list(values)
         if not values or not self.exists(table):
             return 0
+        scope_sql = "".join(f' AND "{k}" = {_sql_literal(v)}' for k, v in (scope or {}).items())
         with self._lock(table):
             dt = DeltaTable(self.location(table))
             n = 0
             for i in range(0, len(values), 500):
                 part = values[i:i + 500]
-                metrics = dt.delete(f'"{column}" IN ({", ".join(_sql_literal(v) for v in part)})')
+                metrics = dt.delete(f'"{column}" IN ({", ".join(_sql_literal(v) for v in part)}){scope_sql}')
                 n += int((metrics or {}).get("num_deleted_rows", 0))
             return n
 
@@ -371,13 +372,14 @@ class UnityCatalogStore(TableStore):
         result.deleted = stale_count
         return result
 
-    def delete_where(self, table, column, values) -> int:
+    def delete_where(self, table, column, values, scope=None) -> int:
         values = list(values)
         if not values or not self.exists(table):
             return 0
         view = f"lakedoc_del_{table}_{int(time.time() * 1000)}"
         self.spark.createDataFrame([(v,) for v in values], [column]).createOrReplaceTempView(view)
-        self.spark.sql(f"MERGE INTO {self.location(table)} t USING {view} s ON t.`{column}` = s.`{column}` "
+        cond = "".join(f" AND t.`{k}` = {_sql_literal(v)}" for k, v in (scope or {}).items())
+        self.spark.sql(f"MERGE INTO {self.location(table)} t USING {view} s ON t.`{column}` = s.`{column}`{cond} "
                        f"WHEN MATCHED THEN DELETE")
         return len(values)
 

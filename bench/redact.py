@@ -1,0 +1,153 @@
+"""Benchmark of the redact_pii stage against the seed's per-row Presidio, in one run.
+
+    .venv/bin/python bench/redact.py [--docs 600] [--long-docs 4] [--long-chars 250000]
+
+* **baseline** — single process, engine built once (not timed), then per text
+  ``analyzer.analyze(text)`` + ``anonymizer.anonymize(...)`` one at a time: spaCy runs once per text
+  with its full pipeline (the seed's way). A second baseline uses the stage's pipeline (parser off)
+  per row, to separate the batching/parallel gain from the pipeline trim.
+* **stage** — ``redact_pii`` through ``run_task`` on ``local[2]`` with a fresh warehouse: planning,
+  ``mapInPandas`` over 2 Python workers (engine cached per worker, batched ``nlp.pipe``), the MERGEs.
+  "cold" includes building the engine in each worker; "warm" reuses the workers.
+* **long documents** — characters/s of the stage on a few very long texts (chunked under
+  ``pii.chunk_chars``).
+
+Same ~150-word paragraphs with planted PII for all. Prints documents/s and the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+FIRST = ["Maria", "John", "Aiko", "Peter", "Fatima", "Lars", "Chen", "Olga", "David", "Sofia", "Ahmed", "Emma"]
+LAST = ["Gonzalez", "Smith", "Tanaka", "Jackson", "Khan", "Nilsson", "Wei", "Petrova", "Miller", "Rossi"]
+CITIES = ["Chicago", "Rotterdam", "Singapore", "Houston", "Hamburg", "Santos", "Durban", "Oslo"]
+FILLER = ("the quarterly shipment of grain was delayed by weather and the board discussed freight rates "
+          "crude oil inventories currency hedging and the outlook for interest rates in the coming months "
+          "while analysts expected earnings to improve as demand recovered across the region").split()
+
+
+def paragraph(rng: random.Random) -> str:
+    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    words = [rng.choice(FILLER) for _ in range(120)]
+    pii = [f"Please contact {name} in {rng.choice(CITIES)}",
+           f"at {name.split()[0].lower()}.{name.split()[1].lower()}@example.com",
+           f"or call (212) 555-01{rng.randint(10, 99)}",
+           f"and wire the fee to IBAN DE89370400440532013000"]
+    for i, p in enumerate(pii):
+        words.insert(rng.randint(0, len(words)), p + ("." if i == len(pii) - 1 else ","))
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + "."
+
+
+def bronze_rows(texts, prefix):
+    from test_pii_stage import bronze_row
+
+    return [bronze_row(f"{prefix}{i}", t) for i, t in enumerate(texts)]
+
+
+def run_stage(base_cfg, texts, prefix, spark):
+    from test_pii_stage import write_bronze
+
+    from lakedoc.tables import LocalDeltaStore
+    from lakedoc.tasks import run_task
+
+    wh = tempfile.mkdtemp(prefix="lakedoc-bench-")
+    cfg = base_cfg.with_overrides({"tables": {"warehouse": wh}})
+    store = LocalDeltaStore(wh, spark)
+    write_bronze(store, bronze_rows(texts, prefix))
+    t0 = time.perf_counter()
+    run = run_task("redact_pii", cfg, spark=spark, tables=store)
+    dt = time.perf_counter() - t0
+    assert run.status == "succeeded", run.error
+    red = store.read_arrow("documents_redacted").to_pylist()
+    assert len(red) == len(texts) and all(r["status"] == "ok" for r in red)
+    assert not any("DE89370400440532013000" in r["redacted_text"] for r in red)
+    return dt
+
+
+def per_row(engine, texts, full_pipeline: bool):
+    nlp = engine.nlp_engine.nlp["en"]
+    disabled = list(nlp.disabled)
+    if full_pipeline:
+        for p in disabled:
+            nlp.enable_pipe(p)
+    try:
+        t0 = time.perf_counter()
+        for t in texts:
+            res = engine.analyzer.analyze(text=t, language="en", entities=engine.entities,
+                                          score_threshold=engine.min_threshold)
+            engine.anonymizer.anonymize(text=t, analyzer_results=res, operators=engine.operators)
+        return time.perf_counter() - t0
+    finally:
+        for p in disabled:
+            nlp.disable_pipe(p)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=600)
+    ap.add_argument("--long-docs", type=int, default=4)
+    ap.add_argument("--long-chars", type=int, default=250_000)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from lakedoc.config import load_config
+    from lakedoc.pii.engine import get_engine, load_settings
+    from lakedoc.spark import get_spark
+
+    rng = random.Random(42)
+    texts = [paragraph(rng) for _ in range(args.docs)]
+    words = sum(len(t.split()) for t in texts) / len(texts)
+    cfg = load_config("local", conf_dir=ROOT / "conf")
+    print(f"{len(texts)} paragraphs, {words:.0f} words / {sum(map(len, texts)) / len(texts):.0f} chars each; "
+          f"model {cfg['pii']['spacy_models']}", flush=True)
+
+    engine = get_engine(load_settings(cfg["pii"]))
+    per_row(engine, texts[:5], True)  # warm-up
+    t_seed = per_row(engine, texts, full_pipeline=True)
+    t_trim = per_row(engine, texts, full_pipeline=False)
+
+    spark = get_spark(cfg)
+    t_cold = run_stage(cfg, texts, "cold", spark)
+    t_warm = run_stage(cfg, texts, "warm", spark)
+
+    n = len(texts)
+    print(f"baseline per-row, full spaCy pipeline (seed) : {n / t_seed:7.1f} docs/s  ({t_seed:.1f}s)")
+    print(f"baseline per-row, parser off                 : {n / t_trim:7.1f} docs/s  ({t_trim:.1f}s)")
+    print(f"stage local[2], cold workers (engine load)   : {n / t_cold:7.1f} docs/s  ({t_cold:.1f}s)")
+    print(f"stage local[2], warm workers                 : {n / t_warm:7.1f} docs/s  ({t_warm:.1f}s)")
+    print(f"ratio stage/seed: cold {t_seed / t_cold:.2f}x, warm {t_seed / t_warm:.2f}x; "
+          f"vs per-row parser off: warm {t_trim / t_warm:.2f}x")
+
+    if args.long_docs:
+        long_texts = []
+        for _ in range(args.long_docs):
+            parts, size = [], 0
+            while size < args.long_chars:
+                p = paragraph(rng)
+                parts.append(p)
+                size += len(p) + 2
+            long_texts.append("\n\n".join(parts))
+        chars = sum(map(len, long_texts))
+        t_long = run_stage(cfg, long_texts, "long", spark)
+        t0 = time.perf_counter()
+        for t in long_texts[:1]:
+            engine.anonymize(t, engine.analyze(t))
+        t_one = time.perf_counter() - t0
+        print(f"long documents: {args.long_docs} x {chars // args.long_docs:,} chars through the stage: "
+              f"{chars / t_long:,.0f} chars/s ({t_long:.1f}s); one process, chunked: "
+              f"{len(long_texts[0]) / t_one:,.0f} chars/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""Tasks ``classify`` and ``embed``: silver ``documents_redacted`` -> chunks, embeddings, zero-shot labels.
+
+``classify`` (after ``redact_pii``, GPU cluster):
+
+1. Reads the ``status = 'ok'`` rows of ``documents_redacted`` and keeps those whose *input hash*
+   (redacted text + units + model, prefix scheme, chunker, taxonomy, scoring and thresholds) differs
+   from the one recorded in ``classify_state`` — an unchanged document is not encoded again.
+2. ``mapInArrow`` per partition (model loaded once per Python worker, ``torch.set_num_threads`` per
+   worker on CPU): token-aware chunks (:mod:`lakedoc.chunking`), one length-sorted, token-budgeted
+   encoding of all chunks of the Arrow batch, per-label scores (:mod:`lakedoc.classify.zero_shot`),
+   thresholds (:mod:`lakedoc.classify.thresholds`).
+3. MERGEs ``chunks`` (stale chunks of a changed document go: ``replace_within="doc_id"``),
+   ``embeddings`` (the vectors, so ``embed``/``index`` do not encode twice), ``predictions``
+   (``method = 'zero_shot'`` partition), ``classification_skipped`` (documents with fewer than
+   ``classify.min_words`` words: no prediction, a reason), ``chunk_state`` and ``classify_state``.
+   Documents that left the ok set lose their chunks, embeddings and zero-shot predictions.
+
+``embed`` (after ``baselines``, GPU cluster): re-chunks documents whose chunks are missing or stale
+(``chunk_state``) and encodes exactly the chunks that have no embedding for the configured model and
+prefix scheme with the chunk's current text hash. After ``classify`` it is a no-op.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from lakedoc.chunking import CHUNKS, CHUNKS_SCHEMA, ChunkSettings
+from lakedoc.tasks import TaskContext, TaskResult
+
+log = logging.getLogger(__name__)
+
+REDACTED = "documents_redacted"
+PREDICTIONS = "predictions"
+EMBEDDINGS = "embeddings"
+SKIPPED = "classification_skipped"
+CLASSIFY_STATE = "classify_state"
+CHUNK_STATE = "chunk_state"
+METHOD = "zero_shot"
+
+EMBEDDING_TYPE = pa.list_(pa.float32())
+EMBEDDINGS_SCHEMA = pa.schema([
+    ("chunk_id", pa.string()), ("doc_id", pa.string()), ("vector", EMBEDDING_TYPE), ("model", pa.string()),
+    ("dimension", pa.int32()), ("prefix_scheme", pa.string()), ("text_hash", pa.string()), ("run_id", pa.string()),
+])
+PREDICTION_TYPE = pa.struct([("label", pa.string()), ("score", pa.float64()), ("predicted", pa.bool_()),
+                             ("threshold", pa.float64())])
+CHUNK_TYPE = pa.struct([(f.name, f.type) for f in CHUNKS_SCHEMA if f.name != "run_id"]
+                       + [("vector", EMBEDDING_TYPE)])
+# one row per document out of the workers; the tables are projections of it
+OUT_SCHEMA = pa.schema([
+    ("doc_id", pa.string()), ("input_hash", pa.string()), ("chunk_hash", pa.string()),
+    ("outcome", pa.string()), ("reason", pa.string()), ("word_count", pa.int32()), ("n_chunks", pa.int32()),
+    ("chunks", pa.list_(CHUNK_TYPE)), ("predictions", pa.list_(PREDICTION_TYPE)),
+])
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+class Plan:
+    """Everything a worker needs, as small picklable values (no model, no Spark objects)."""
+
+    def __init__(self, cfg, run_id: str, classify: bool = True):
+        from lakedoc.classify.taxonomy import load_taxonomy
+        from lakedoc.classify.thresholds import fingerprint, load_threshold_set
+        from lakedoc.classify.zero_shot import ScoringSettings
+        from lakedoc.encoder import EncoderSettings, resolve_model
+
+        self.run_id = run_id
+        self.encoder = EncoderSettings.from_config(cfg)
+        _, self.model_id = resolve_model(self.encoder.model)
+        s = self.encoder
+        self.prefix_scheme = f"{s.prefix_scheme}|q={s.query_prefix}|p={s.passage_prefix}"
+        self.chunking = ChunkSettings.from_config(cfg)
+        self.chunk_signature = (f"{self.model_id}|{s.max_seq_length}|{self.prefix_scheme}|"
+                                f"{self.chunking.max_tokens}|{self.chunking.overlap_tokens}|"
+                                f"{int(self.chunking.merge_units)}")
+        self.classify = classify
+        self.write_embeddings = bool(cfg["classify"]["write_embeddings"]) or not classify
+        self.min_words = int(cfg["classify"]["min_words"])
+        if classify:
+            self.taxonomy = load_taxonomy(cfg.resolve_path(cfg["classify"]["taxonomy"]))
+            self.scoring = ScoringSettings.from_config(cfg)
+            c = cfg["classify"]
+            path = cfg.resolve_path(c["thresholds_file"]) if c["thresholds_file"] else None
+            # the chunker as tuned is checked on the worker side only through the signature of settings
+            expected = fingerprint(self.model_id, self.prefix_scheme, self.taxonomy.hash(), self.scoring.signature(),
+                                   "")
+            self.thresholds = load_threshold_set(path, expected, c["default_threshold"], c["at_least_one"])
+            self.classify_signature = _hash(
+                self.chunk_signature, self.taxonomy.hash(), self.scoring.signature(), str(self.min_words),
+                json.dumps([self.thresholds.global_threshold, sorted(self.thresholds.per_label.items()),
+                            self.thresholds.at_least_one]))
+        else:
+            self.taxonomy = None
+            self.classify_signature = ""
+
+
+_SCORERS: dict[tuple, Any] = {}
+
+
+def _scorer(plan: Plan, encoder):
+    from lakedoc.classify.zero_shot import ZeroShotScorer
+
+    key = (plan.encoder, plan.taxonomy.hash(), plan.scoring, plan.chunking)
+    if key not in _SCORERS:
+        _SCORERS[key] = ZeroShotScorer(encoder, plan.taxonomy, plan.scoring, plan.chunking)
+    return _SCORERS[key]
+
+
+def process_documents(rows: list[dict], plan: Plan) -> list[dict]:
+    """Chunk, encode and (with ``plan.classify``) score a batch of documents -> OUT_SCHEMA rows.
+
+    Pure Python (no Spark): the workers call it per Arrow batch and tests call it directly."""
+    from lakedoc.chunking import chunk_document, word_count
+    from lakedoc.encoder import configure_worker_threads, get_encoder, text_hash
+
+    configure_worker_threads(plan.encoder)
+    enc = get_encoder(plan.encoder)
+    settings = plan.chunking.fitted(enc)
+    per_doc = [chunk_document(r.get("redacted_text"), r.get("redacted_units"), enc.tokenizer, settings)
+               for r in rows]
+    flat = [c for cs in per_doc for c in cs]
+    vecs = enc.encode([c.text for c in flat], kind="passage", token_counts=[c.token_count for c in flat])
+    scorer = _scorer(plan, enc) if plan.classify else None
+    out, pos = [], 0
+    for r, cs in zip(rows, per_doc):
+        v = vecs[pos:pos + len(cs)]
+        pos += len(cs)
+        wc = word_count(r.get("redacted_text"))
+        chunks = [{"chunk_id": f"{r['doc_id']}-{c.seq:05d}", "doc_id": r["doc_id"], "seq": c.seq,
+                   "unit_kind": c.unit_kind, "unit_ref": c.unit_ref, "unit_refs": [x for x in c.unit_refs if x],
+                   "text": c.text, "token_count": c.token_count, "text_hash": text_hash(c.text),
+                   "chunker": plan.chunk_signature,
+                   "vector": v[i].tolist() if plan.write_embeddings else None}
+                  for i, c in enumerate(cs)]
+        outcome, reason, preds = None, None, None
+        if plan.classify:
+            if not cs:
+                outcome, reason = "skipped", "no_text: the redacted text is empty"
+            elif wc < plan.min_words:
+                outcome, reason = "skipped", f"too_short: {wc} words < classify.min_words {plan.min_words}"
+            else:
+                scores = scorer.doc_scores(v)[None, :]
+                predicted, th = plan.thresholds.apply(scores, scorer.label_names)
+                outcome = "classified"
+                preds = [{"label": n, "score": float(s), "predicted": bool(p), "threshold": float(t)}
+                         for n, s, p, t in zip(scorer.label_names, scores[0], predicted[0], th)]
+        out.append({"doc_id": r["doc_id"], "input_hash": r.get("input_hash"), "chunk_hash": r.get("chunk_hash"),
+                    "outcome": outcome, "reason": reason, "word_count": wc, "n_chunks": len(cs),
+                    "chunks": chunks, "predictions": preds})
+    return out
+
+
+def _map_fn(plan: Plan):
+    def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            rows = process_documents(batch.to_pylist(), plan)
+            yield pa.RecordBatch.from_pylist(rows, schema=OUT_SCHEMA)
+
+    return fn
+
+
+def _spark_ddl(schema: pa.Schema) -> str:
+    """Spark DDL of an Arrow schema (the few types used here)."""
+
+    def t(x: pa.DataType) -> str:
+        if pa.types.is_string(x):
+            return "string"
+        if pa.types.is_int32(x):
+            return "int"
+        if pa.types.is_int64(x):
+            return "bigint"
+        if pa.types.is_float32(x):
+            return "float"
+        if pa.types.is_float64(x):
+            return "double"
+        if pa.types.is_boolean(x):
+            return "boolean"
+        if pa.types.is_list(x):
+            return f"array<{t(x.value_type)}>"
+        if pa.types.is_struct(x):
+            return "struct<" + ",".join(f"{f.name}:{t(f.type)}" for f in x) + ">"
+        raise TypeError(x)
+
+    return ", ".join(f"{f.name} {t(f.type)}" for f in schema)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading the input and the state
+# ---------------------------------------------------------------------------------------------------
+
+def _ok_documents(ctx: TaskContext, plan: Plan):
+    from pyspark.sql import functions as F
+
+    docs = (ctx.tables.read(REDACTED, ["doc_id", "redacted_text", "redacted_units", "status"])
+            .filter(F.col("status") == "ok").drop("status"))
+    units_json = F.coalesce(F.to_json(F.col("redacted_units")), F.lit("[]"))
+    body = F.concat_ws("\x1f", F.coalesce(F.col("redacted_text"), F.lit("")), units_json)
+    docs = docs.withColumn("chunk_hash", F.sha2(F.concat_ws("\x1f", body, F.lit(plan.chunk_signature)), 256))
+    if plan.classify:
+        docs = docs.withColumn("input_hash", F.sha2(F.concat_ws("\x1f", body, F.lit(plan.chunk_signature),
+                                                                F.lit(plan.classify_signature)), 256))
+    else:
+        docs = docs.withColumn("input_hash", F.lit(None).cast("string"))
+    return docs
+
+
+def _pending(ctx: TaskContext, docs, state_table: str, hash_col: str):
+    if not ctx.tables.exists(state_table):
+        return docs
+    state = ctx.tables.read(state_table, ["doc_id", hash_col])
+    return docs.join(state, on=["doc_id", hash_col], how="left_anti")
+
+
+def _ok_ids(docs) -> set[str]:
+    return set(docs.select("doc_id").toArrow().column("doc_id").to_pylist())
+
+
+def _forget_documents(ctx: TaskContext, ok_ids: set[str], plan: Plan) -> int:
+    """Chunks, embeddings, state and zero-shot predictions of documents no longer in the ok set."""
+    store = ctx.tables
+    gone: set[str] = set()
+    for table in (CHUNK_STATE, CLASSIFY_STATE):
+        if store.exists(table):
+            gone |= set(store.read_arrow(table, ["doc_id"]).column("doc_id").to_pylist()) - ok_ids
+    if not gone:
+        return 0
+    ids = sorted(gone)
+    for table in (CHUNKS, EMBEDDINGS, CHUNK_STATE, CLASSIFY_STATE, SKIPPED):
+        store.delete_where(table, "doc_id", ids)
+    store.delete_where(PREDICTIONS, "doc_id", ids, scope={"method": METHOD})
+    ctx.log.info("%d document(s) left the ok set of %s: their chunks, embeddings and zero-shot "
+                 "predictions were removed", len(ids), REDACTED)
+    return len(ids)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------
+
+def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None = None) -> dict:
+    """MERGE the per-document worker output ``out`` (a Spark DataFrame of OUT_SCHEMA) into the tables."""
+    from pyspark.sql import functions as F
+
+    store, run_id = ctx.tables, ctx.run_id
+    details: dict[str, Any] = {}
+    lit = F.lit
+    chunk_rows = out.select(F.explode("chunks").alias("c")).select("c.*")
+    chunks = chunk_rows.select(*[f.name for f in CHUNKS_SCHEMA if f.name != "run_id"]).withColumn("run_id", lit(run_id))
+    r = store.merge(CHUNKS, chunks, keys=["chunk_id"], replace_within="doc_id")
+    details["chunks"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
+    # documents that now have no chunk at all: replace_within cannot see them
+    empty = [row["doc_id"] for row in out.filter(F.col("n_chunks") == 0).select("doc_id").toArrow().to_pylist()]
+    if empty:
+        store.delete_where(CHUNKS, "doc_id", empty)
+    if plan.write_embeddings:
+        emb = (chunk_rows.filter(F.col("vector").isNotNull())
+               .select("chunk_id", "doc_id", "vector", lit(plan.model_id).alias("model"),
+                       F.size("vector").cast("int").alias("dimension"),
+                       lit(plan.prefix_scheme).alias("prefix_scheme"), "text_hash", lit(run_id).alias("run_id")))
+        r = store.merge(EMBEDDINGS, emb, keys=["chunk_id", "model"], scope={"model": plan.model_id},
+                        replace_within="doc_id", compare=["text_hash", "prefix_scheme", "dimension"])
+        details["embeddings"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
+        if empty:
+            store.delete_where(EMBEDDINGS, "doc_id", empty, scope={"model": plan.model_id})
+    cstate = out.select("doc_id", "chunk_hash", "n_chunks", lit(plan.chunk_signature).alias("chunker"),
+                        lit(run_id).alias("run_id"))
+    store.merge(CHUNK_STATE, cstate, keys=["doc_id"])
+    if plan.classify:
+        preds = (out.filter(F.col("outcome") == "classified")
+                 .select("doc_id", F.explode("predictions").alias("p"))
+                 .select("doc_id", "p.label", "p.score", "p.predicted", "p.threshold", lit(METHOD).alias("method"),
+                         lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")))
+        r = store.merge(PREDICTIONS, preds, keys=["doc_id", "label", "method"], scope={"method": METHOD},
+                        partition_by=["method"], replace_within="doc_id")
+        details["predictions"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
+        skipped = out.filter(F.col("outcome") == "skipped")
+        skipped_ids = [x["doc_id"] for x in skipped.select("doc_id").toArrow().to_pylist()]
+        classified_ids = [x["doc_id"] for x in out.filter(F.col("outcome") == "classified")
+                          .select("doc_id").toArrow().to_pylist()]
+        if skipped_ids:
+            store.merge(SKIPPED, skipped.select("doc_id", lit(METHOD).alias("method"), "reason", "word_count",
+                                                lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")),
+                        keys=["doc_id", "method"], scope={"method": METHOD})
+            store.delete_where(PREDICTIONS, "doc_id", skipped_ids, scope={"method": METHOD})
+        if classified_ids:
+            store.delete_where(SKIPPED, "doc_id", classified_ids, scope={"method": METHOD})
+        state = out.select("doc_id", "input_hash", "outcome", "n_chunks", lit(plan.model_id).alias("model"),
+                           lit(run_id).alias("run_id"))
+        store.merge(CLASSIFY_STATE, state, keys=["doc_id"])
+        details["classified"] = len(classified_ids)
+        details["skipped"] = len(skipped_ids)
+    return details
+
+
+def _run(ctx: TaskContext, classify: bool) -> TaskResult:
+    spark, store = ctx.spark, ctx.tables
+    plan = Plan(ctx.cfg, ctx.run_id, classify=classify)
+    if not store.exists(REDACTED):
+        ctx.log.warning("table %s does not exist yet: nothing to do", REDACTED)
+        return TaskResult(0, 0, {"reason": f"{REDACTED} missing"})
+    docs = _ok_documents(ctx, plan)
+    ok_ids = _ok_ids(docs)
+    forgotten = _forget_documents(ctx, ok_ids, plan)
+    if classify:
+        todo = _pending(ctx, docs, CLASSIFY_STATE, "input_hash")
+    else:
+        todo = _pending(ctx, docs, CHUNK_STATE, "chunk_hash")
+    n_todo = todo.count()
+    ctx.log.info("%d ok document(s), %d to %s (model %s, %s)", len(ok_ids), n_todo,
+                 "classify" if classify else "chunk", plan.model_id, plan.prefix_scheme)
+    details: dict[str, Any] = {"ok_documents": len(ok_ids), "processed": n_todo, "forgotten": forgotten,
+                               "model": plan.model_id, "prefix_scheme": plan.prefix_scheme}
+    if classify:
+        details["thresholds"] = plan.thresholds.source or f"default {plan.thresholds.global_threshold}"
+    rows_out = 0
+    if n_todo:
+        per_part = int(ctx.cfg["classify"]["docs_per_partition"])
+        n_parts = max(1, -(-n_todo // per_part))
+        out = todo.repartition(n_parts).mapInArrow(_map_fn(plan), _spark_ddl(OUT_SCHEMA))
+        out = _cache(out)
+        try:
+            details.update(_write_outputs(ctx, out, plan))
+        finally:
+            _uncache(out)
+        rows_out = sum(v.get("written", 0) for v in details.values() if isinstance(v, dict))
+    if not classify:
+        e = _embed_missing(ctx, plan)
+        details["embedded_missing"] = e
+        rows_out += e
+    return TaskResult(rows_in=len(ok_ids), rows_out=rows_out, details=details)
+
+
+def _cache(df):
+    try:
+        return df.cache()
+    except Exception:  # noqa: BLE001 - serverless compute has no cache; recomputation is still correct
+        return df
+
+
+def _uncache(df) -> None:
+    try:
+        df.unpersist()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# embed: chunks that lack a current embedding
+# ---------------------------------------------------------------------------------------------------
+
+def _encode_chunks_fn(plan: Plan):
+    def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from lakedoc.encoder import configure_worker_threads, get_encoder
+
+        configure_worker_threads(plan.encoder)
+        enc = get_encoder(plan.encoder)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            d = batch.to_pydict()
+            vecs = enc.encode(d["text"], kind="passage", token_counts=d["token_count"])
+            n = batch.num_rows
+            yield pa.RecordBatch.from_pydict({
+                "chunk_id": d["chunk_id"], "doc_id": d["doc_id"],
+                "vector": pa.array([v.tolist() for v in vecs], EMBEDDING_TYPE),
+                "model": [enc.model_id] * n, "dimension": pa.array([enc.dimension] * n, pa.int32()),
+                "prefix_scheme": [enc.prefix_scheme] * n, "text_hash": d["text_hash"], "run_id": [plan.run_id] * n,
+            }, schema=EMBEDDINGS_SCHEMA)
+
+    return fn
+
+
+def _embed_missing(ctx: TaskContext, plan: Plan) -> int:
+    from pyspark.sql import functions as F
+
+    store = ctx.tables
+    if not store.exists(CHUNKS):
+        return 0
+    chunks = store.read(CHUNKS, ["chunk_id", "doc_id", "text", "token_count", "text_hash"])
+    if store.exists(EMBEDDINGS):
+        have = (store.read(EMBEDDINGS, ["chunk_id", "model", "prefix_scheme", "text_hash"])
+                .filter((F.col("model") == plan.model_id) & (F.col("prefix_scheme") == plan.prefix_scheme))
+                .select("chunk_id", "text_hash"))
+        chunks = chunks.join(have, on=["chunk_id", "text_hash"], how="left_anti")
+    n = chunks.count()
+    ctx.log.info("%d chunk(s) without a current embedding for %s", n, plan.model_id)
+    if not n:
+        return 0
+    per_part = 8 * int(ctx.cfg["classify"]["docs_per_partition"])
+    emb = (chunks.repartition(max(1, -(-n // per_part)))
+           .mapInArrow(_encode_chunks_fn(plan), _spark_ddl(EMBEDDINGS_SCHEMA)))
+    r = store.merge(EMBEDDINGS, emb, keys=["chunk_id", "model"], scope={"model": plan.model_id},
+                    compare=["text_hash", "prefix_scheme", "dimension"])
+    return r.written
+
+
+def run_classify(ctx: TaskContext) -> TaskResult:
+    return _run(ctx, classify=True)
+
+
+def run_embed(ctx: TaskContext) -> TaskResult:
+    return _run(ctx, classify=False)

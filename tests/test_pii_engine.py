@@ -1,0 +1,135 @@
+"""The Presidio engine: configuration checks, long-text chunking, operators, offline behaviour."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT
+from lakedoc.config import ConfigError, load_config
+from lakedoc.pii import engine as E
+
+
+def settings(*sets):
+    return E.load_settings(load_config("local", conf_dir=ROOT / "conf", environ={}, sets=list(sets))["pii"])
+
+
+@pytest.fixture(scope="module")
+def eng():
+    return E.get_engine(settings())
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("pii.operators={PERSON: shred}", "'pii.operators.PERSON' has value 'shred'"),
+    ("pii.entity_thresholds={PERSON: 2}", "'pii.entity_thresholds.PERSON' must be a score"),
+    ("pii.phone_regions=[US, NO]", "quote \"NO\""),
+    ("pii.languages=[en, de]", "'pii.spacy_models' has no model for language 'de'"),
+    ("pii.recognizers=[{name: x, entity: X, patterns: [{regex: '([a-z'}]}]", "not a valid regular expression"),
+    ("pii.entities=[person]", "UPPER_CASE"),
+    ("pii.operators={DEFAULT: hash}", None),  # valid: hash_key has a default reference
+])
+def test_settings_are_checked(override, needle):
+    if needle is None:
+        settings(override)
+        return
+    with pytest.raises(ConfigError) as exc:
+        settings(override)
+    assert needle in str(exc.value)
+
+
+def test_hash_key_missing_is_an_error_not_a_fallback(monkeypatch):
+    from lakedoc.secrets import SecretNotFound
+
+    monkeypatch.delenv("LAKEDOC_PII_HASH_KEY", raising=False)
+    s = settings("pii.operators={DEFAULT: hash}", "pii.hash_key={env: LAKEDOC_TEST_NO_SUCH_KEY}")
+    with pytest.raises(SecretNotFound):
+        E.resolve_hash_key(s)
+    assert E.resolve_hash_key(settings()) is None  # no hash operator: no key needed
+
+
+def test_missing_model_is_never_downloaded():
+    with pytest.raises(ConfigError, match="never downloads"):
+        E.PiiEngine(settings("pii.spacy_models={en: en_core_web_no_such_model}"))
+
+
+def test_split_text_boundaries_and_coverage():
+    paras = ["Paragraph %d. " % i + "word " * 50 for i in range(30)]
+    text = "\n\n".join(paras)
+    spans = E.split_text(text, 1000)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # contiguous, nothing lost
+    assert all(e - s <= 1000 for s, e in spans)
+    assert all(text[e - 2:e] == "\n\n" for _, e in spans[:-1])  # cut on paragraph boundaries
+    assert E.split_text("x" * 2500, 1000) == [(0, 1000), (1000, 2000), (2000, 2500)]  # no boundary: hard cut
+
+
+def test_long_text_offsets_map_back(eng):
+    block = "Shipping report for the week. " * 30
+    text = "\n\n".join(f"{block}Contact person{i}@example.com or IBAN DE89370400440532013000." for i in range(60))
+    assert len(text) > 3 * eng.chunk_chars / 20  # several chunks with chunk_chars=1000 below
+    small = E.PiiEngine({**eng.settings, "chunk_chars": 1000})
+    found = small.analyze(text)
+    emails = [f for f in found if f.entity_type == "EMAIL_ADDRESS"]
+    assert len(emails) == 60
+    assert all(text[f.start:f.end] == f"person{i}@example.com" for i, f in enumerate(emails))
+    assert sum(f.entity_type == "IBAN_CODE" for f in found) == 60
+    red = small.anonymize(text, found)
+    assert "@example.com" not in red and "DE89370400440532013000" not in red
+    assert red.count("<EMAIL_ADDRESS>") == 60
+
+
+def test_operators_and_keyed_hash():
+    s = settings("pii.operators={DEFAULT: replace, EMAIL_ADDRESS: mask, IBAN_CODE: redact, PERSON: hash}")
+    e1 = E.PiiEngine(s, hash_key="k1" * 16)
+    e2 = E.PiiEngine(s, hash_key="k2" * 16)
+    t1 = "Maria Gonzalez wrote to ops@example.com: pay IBAN DE89370400440532013000 now."
+    t2 = "Yesterday Maria Gonzalez called."
+    r1 = e1.anonymize(t1, e1.analyze(t1))
+    r2 = e1.anonymize(t2, e1.analyze(t2))
+    assert "*" * len("ops@example.com") in r1 and "DE89" not in r1 and "<IBAN_CODE>" not in r1
+    tok = [w for w in r1.split() if w.startswith("<PERSON_")][0]
+    assert tok in r2  # same value -> same token across documents
+    r3 = e2.anonymize(t2, e2.analyze(t2))
+    assert tok not in r3 and "<PERSON_" in r3  # another key -> another token
+    assert E.config_hash(s, "k1" * 16) != E.config_hash(s, "k2" * 16)
+    assert "k1" not in E.config_hash(s, "k1" * 16)
+
+
+def test_allow_and_deny_lists():
+    s = settings("pii.allow_list=[Maria Gonzalez]", "pii.deny_list={PROJECT: [Bluebird]}")
+    e = E.PiiEngine(s)
+    t = "Maria Gonzalez leads project Bluebird with Peter Jackson."
+    red = e.anonymize(t, e.analyze(t))
+    assert "Maria Gonzalez" in red and "<PROJECT>" in red and "Peter Jackson" not in red
+
+
+def test_propagation_redacts_every_occurrence(eng):
+    t = "Loading complete at Santos. Dear Marcus Bennett, the ship left Santos. Marcus Bennett signed."
+    red = eng.anonymize(t, eng.analyze(t))
+    assert "Santos" not in red and "Marcus" not in red
+
+
+def test_offline_and_quiet(eng, caplog, monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with caplog.at_level("WARNING"):
+        found = eng.analyze("Write to someone@sub.example.co.uk today.")
+    assert [f.entity_type for f in found] == ["EMAIL_ADDRESS"]
+    assert "Traceback" not in caplog.text
+
+
+def test_one_bad_text_fails_alone(eng):
+    docs = [{"text": "Call Maria Gonzalez at (212) 555-0198.", "units": []},
+            {"text": "y" * 5000, "units": []}]
+    res = eng.redact_documents(docs, max_chars=1000)
+    assert res[0]["status"] == "ok" and "Gonzalez" not in res[0]["redacted_text"]
+    assert res[1]["status"] == "redaction_error" and res[1]["redacted_text"] is None
+
+
+def test_safe_error_withholds_quoted_text():
+    text = "secret name Maria Gonzalez in here"
+    assert "withheld" in E.safe_error(ValueError("cannot parse 'Maria Gonzalez in'"), text)
+    assert E.safe_error(ValueError("bad input"), text) == "ValueError: bad input"

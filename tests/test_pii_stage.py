@@ -1,0 +1,130 @@
+"""The redact_pii task on a hand-made bronze table: output tables, incrementality, deletes, errors."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pytest
+
+from conftest import ROOT
+from lakedoc.config import load_config
+from lakedoc.tables import LocalDeltaStore
+from lakedoc.tasks import run_task
+
+UNIT = pa.struct([("kind", pa.string()), ("index", pa.int32()), ("ref", pa.string()), ("text", pa.string())])
+BRONZE = pa.schema([
+    ("doc_id", pa.string()), ("root_doc_id", pa.string()), ("source_task", pa.string()),
+    ("source_path", pa.string()), ("file_name", pa.string()), ("format", pa.string()),
+    ("content_hash", pa.string()), ("extractor_version", pa.string()), ("status", pa.string()),
+    ("error", pa.string()), ("text", pa.string()), ("char_count", pa.int64()), ("units", pa.list_(UNIT)),
+    ("is_deleted", pa.bool_()), ("deleted_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
+])
+
+P1 = "Dear Maria Gonzalez, please call me at (212) 555-0198 about the order."
+P2 = "Wire the money to IBAN DE89370400440532013000 and email finance.team@example.com today."
+LONG_PARA = ("The quarterly review covered shipping volumes, grain prices and the outlook for crude oil. " * 3
+             + "Contact Robert Miller at robert.miller@example.org for details.")
+
+
+def bronze_row(doc_id, text, units=None, status="ok", content_hash=None, deleted=False):
+    units = units if units is not None else [{"kind": "page", "index": 0, "ref": "p1", "text": text}]
+    return {"doc_id": doc_id, "root_doc_id": doc_id, "source_task": "docx", "source_path": f"/in/{doc_id}.docx",
+            "file_name": f"{doc_id}.docx", "format": "docx", "content_hash": content_hash or f"h-{doc_id}",
+            "extractor_version": "1", "status": status, "error": None, "text": text, "char_count": len(text),
+            "units": units, "is_deleted": deleted, "deleted_at": None, "run_id": "r0"}
+
+
+def write_bronze(store, rows):
+    store.merge("documents", pa.Table.from_pylist(rows, schema=BRONZE), keys=["doc_id"],
+                scope={"source_task": "docx"}, partition_by=["source_task"])
+
+
+@pytest.fixture()
+def env(tmp_path, spark):
+    cfg = load_config("local", conf_dir=ROOT / "conf", environ={},
+                      sets=[f"tables.warehouse={tmp_path / 'wh'}", "pii.chunk_chars=1000",
+                            "pii.max_doc_chars=200000"])
+    return cfg, LocalDeltaStore(cfg["tables"]["warehouse"], spark), spark
+
+
+def test_redact_incremental_and_deletes(env):
+    cfg, store, spark = env
+    long_text = "\n\n".join([LONG_PARA] * 40)  # ~14k characters: 15+ chunks of <= 1000
+    rows = [
+        bronze_row("a", P1 + "\n\n" + P2, units=[{"kind": "paragraph", "index": 0, "ref": "1", "text": P1},
+                                                 {"kind": "paragraph", "index": 1, "ref": "2", "text": P2},
+                                                 {"kind": "comment", "index": 2, "ref": "c1",
+                                                  "text": "Reviewed by Maria Gonzalez"}]),
+        bronze_row("b", "Nothing personal in this sentence about grain exports."),
+        bronze_row("c", "corrupt", status="corrupt"),
+        bronze_row("d", long_text),
+        bronze_row("e", "x" * 250_000),  # over pii.max_doc_chars -> redaction_error
+    ]
+    write_bronze(store, rows)
+    run = run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    red = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}
+    assert set(red) == {"a", "b", "d", "e"}  # not-ok bronze rows never reach silver
+    a = red["a"]
+    assert a["status"] == "ok" and a["config_hash"]
+    for value in ("Maria Gonzalez", "(212) 555-0198", "DE89370400440532013000", "finance.team@example.com"):
+        assert value not in a["redacted_text"]
+        assert all(value not in (u["text"] or "") for u in a["units"])
+    assert "<IBAN_CODE>" in a["redacted_text"] and "<EMAIL_ADDRESS>" in a["redacted_text"]
+    assert [u["ref"] for u in a["units"]] == ["1", "2", "c1"]
+    assert "Maria Gonzalez" not in a["units"][2]["text"]  # a unit that is not part of the text
+    assert dict(a["entity_counts"])["IBAN_CODE"] == 1
+    # the long document: redacted through every chunk
+    d = red["d"]
+    assert d["status"] == "ok" and "robert.miller@example.org" not in d["redacted_text"]
+    assert d["redacted_text"].count("<EMAIL_ADDRESS>") == 40
+    assert len(d["redacted_text"]) < len(long_text)
+    # the failure: no text at all, an error that does not quote the document
+    e = red["e"]
+    assert e["status"] == "redaction_error" and e["redacted_text"] is None and e["units"] is None
+    assert "max_doc_chars" in e["error"]
+    # findings: positions, never values
+    f = store.read_arrow("pii_findings").to_pylist()
+    assert set(store.read_arrow("pii_findings").column_names) >= {"doc_id", "entity_type", "start", "end",
+                                                                  "score", "recognizer"}
+    fa = [x for x in f if x["doc_id"] == "a"]
+    text_a = rows[0]["text"]
+    assert {text_a[x["start"]:x["end"]] for x in fa if x["entity_type"] == "IBAN_CODE"} == {"DE89370400440532013000"}
+    assert sum(1 for x in f if x["doc_id"] == "d" and x["entity_type"] == "EMAIL_ADDRESS") == 40
+
+    # re-run on unchanged input: nothing written, no new table version
+    v_red, v_f = store.version("documents_redacted"), store.version("pii_findings")
+    run2 = run_task("redact_pii", cfg, run_id="run-2", spark=spark, tables=store)
+    assert run2.status == "succeeded" and run2.result.details["documents_todo"] == 0
+    assert (store.version("documents_redacted"), store.version("pii_findings")) == (v_red, v_f)
+
+    # one document changes, one is soft-deleted: only those are touched
+    write_bronze(store, [bronze_row("b", "Now it names Helen Carter, phone 212-555-0143.", content_hash="h-b2"),
+                         bronze_row("a", rows[0]["text"], units=rows[0]["units"], deleted=True)])
+    run3 = run_task("redact_pii", cfg, run_id="run-3", spark=spark, tables=store)
+    assert run3.status == "succeeded", run3.error
+    assert run3.result.details["documents_todo"] == 1 and run3.result.details["removed"] == 1
+    red = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}
+    assert set(red) == {"b", "d", "e"}
+    assert red["b"]["run_id"] == "run-3" and red["d"]["run_id"] == "run-1"
+    assert "Helen Carter" not in red["b"]["redacted_text"]
+    f = store.read_arrow("pii_findings").to_pylist()
+    assert not [x for x in f if x["doc_id"] == "a"]
+    assert [x for x in f if x["doc_id"] == "b"]
+
+    # a configuration change re-redacts everything live
+    cfg2 = cfg.with_overrides({"pii": {"operators": {"DEFAULT": "replace", "EMAIL_ADDRESS": "mask"}}})
+    run4 = run_task("redact_pii", cfg2, run_id="run-4", spark=spark, tables=store)
+    assert run4.result.details["documents_todo"] == 3
+    d = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}["d"]
+    assert "<EMAIL_ADDRESS>" not in d["redacted_text"] and "*" * 25 in d["redacted_text"]
+
+
+def test_pipeline_runs_details_carry_no_text(env):
+    cfg, store, spark = env
+    write_bronze(store, [bronze_row("a", P1)])
+    run_task("redact_pii", cfg, run_id="run-x", spark=spark, tables=store)
+    runs = store.read_arrow("pipeline_runs").to_pylist()
+    details = " ".join(str(r["details"]) + str(r["error"]) for r in runs)
+    assert "Maria" not in details and "555-0198" not in details
+    assert '"PERSON": 1' in details
