@@ -73,7 +73,7 @@ def test_no_detected_value_leaks(tmp_path, sample_dir, spark, caplog, capfd):
         s = silver[r["doc_id"]]
         for v in values:
             assert v not in s["redacted_text"], f"{v!r} detected in {r['file_name']} but left in redacted_text"
-            for u in s["units"] or []:
+            for u in s["redacted_units"] or []:
                 assert v not in (u["text"] or ""), f"{v!r} left in a unit of {r['file_name']}"
     assert detected_all, "the analyzer found nothing: the samples should carry PII"
 

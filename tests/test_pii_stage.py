@@ -69,10 +69,10 @@ def test_redact_incremental_and_deletes(env):
     assert a["status"] == "ok" and a["config_hash"]
     for value in ("Maria Gonzalez", "(212) 555-0198", "DE89370400440532013000", "finance.team@example.com"):
         assert value not in a["redacted_text"]
-        assert all(value not in (u["text"] or "") for u in a["units"])
+        assert all(value not in (u["text"] or "") for u in a["redacted_units"])
     assert "<IBAN_CODE>" in a["redacted_text"] and "<EMAIL_ADDRESS>" in a["redacted_text"]
-    assert [u["ref"] for u in a["units"]] == ["1", "2", "c1"]
-    assert "Maria Gonzalez" not in a["units"][2]["text"]  # a unit that is not part of the text
+    assert [u["ref"] for u in a["redacted_units"]] == ["1", "2", "c1"]
+    assert "Maria Gonzalez" not in a["redacted_units"][2]["text"]  # a unit that is not part of the text
     assert dict(a["entity_counts"])["IBAN_CODE"] == 1
     # the long document: redacted through every chunk
     d = red["d"]
@@ -81,7 +81,7 @@ def test_redact_incremental_and_deletes(env):
     assert len(d["redacted_text"]) < len(long_text)
     # the failure: no text at all, an error that does not quote the document
     e = red["e"]
-    assert e["status"] == "redaction_error" and e["redacted_text"] is None and e["units"] is None
+    assert e["status"] == "redaction_error" and e["redacted_text"] is None and e["redacted_units"] is None
     assert "max_doc_chars" in e["error"]
     # findings: positions, never values
     f = store.read_arrow("pii_findings").to_pylist()

@@ -21,7 +21,10 @@ log = logging.getLogger("lakedoc")
 
 # Modules that add their own sub-commands (``add_parser(subparsers)``).
 COMMAND_MODULES: list[str] = [
+    "lakedoc.index.query",
     "lakedoc.evaluation",
+    "lakedoc.classify.thresholds",
+    "lakedoc.pii.eval",
 ]
 
 
@@ -88,7 +91,8 @@ def cmd_run(args) -> int:
     input_path = cfg.resolve_path(args.input) if args.input else cfg.resolve_path(cfg["input"]["path"])
     if args.target == "local" and not Path(input_path).exists():
         if args.input:
-            print(f"error: input folder {input_path} does not exist", file=sys.stderr)
+            print(f"error: input folder {input_path} does not exist (generate samples there with "
+                  f"`lakedoc samples {args.input}`)", file=sys.stderr)
             return 2
         from lakedoc.samples import generate_samples
 

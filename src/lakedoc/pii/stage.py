@@ -29,13 +29,13 @@ FINDINGS = "pii_findings"
 REDACTED_DDL = """
 doc_id string, root_doc_id string, source_task string, source_path string, file_name string, format string,
 content_hash string, extractor_version string, redacted_text string,
-units array<struct<kind:string,index:int,ref:string,text:string>>,
+redacted_units array<struct<kind:string,index:int,ref:string,text:string>>,
 entity_counts map<string,int>, finding_count int, config_hash string, status string, error string,
 findings array<struct<entity_type:string,start:int,end:int,score:double,recognizer:string>>,
 run_id string, processed_at timestamp
 """
 REDACTED_COLUMNS = ["doc_id", "root_doc_id", "source_task", "source_path", "file_name", "format",
-                    "content_hash", "extractor_version", "redacted_text", "units", "entity_counts",
+                    "content_hash", "extractor_version", "redacted_text", "redacted_units", "entity_counts",
                     "finding_count", "config_hash", "status", "error", "run_id", "processed_at"]
 FINDINGS_COLUMNS = ["doc_id", "entity_type", "start", "end", "score", "recognizer", "config_hash", "run_id"]
 _INPUT_COLUMNS = ["doc_id", "root_doc_id", "source_task", "source_path", "file_name", "format",
@@ -63,7 +63,7 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
                 for f in found:
                     counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
                 rows.append({
-                    **rec, "redacted_text": res.get("redacted_text"), "units": res.get("units"),
+                    **rec, "redacted_text": res.get("redacted_text"), "redacted_units": res.get("units"),
                     "entity_counts": counts, "finding_count": len(found), "config_hash": cfg_hash,
                     "status": res["status"], "error": res.get("error"),
                     "findings": [{"entity_type": f.entity_type, "start": f.start, "end": f.end,

@@ -1,0 +1,70 @@
+"""The interface every index backend implements, and the shared index document shape."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from lakedoc.index.hit import Hit
+
+# Fields of one index document (the key is chunk_id). Vectors are float32, normalised.
+DOC_FIELDS = ("chunk_id", "doc_id", "seq", "source_path", "file_name", "format", "unit_ref", "text", "vector",
+              "labels", "label_scores", "modified_at", "indexed_at", "model", "run_id")
+
+
+@dataclass
+class PushResult:
+    """Outcome of one upsert/delete call: which keys the service accepted, which failed for good."""
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # chunk_id -> error
+    requests: int = 0
+    retries: int = 0
+
+    def extend(self, other: "PushResult") -> None:
+        self.succeeded.extend(other.succeeded)
+        self.failed.update(other.failed)
+        self.requests += other.requests
+        self.retries += other.retries
+
+
+class IndexBackend:
+    """``ensure_index`` -> ``upsert``/``delete`` (repeatedly) -> ``finalize``; ``search`` any time."""
+
+    name = "base"
+
+    def ensure_index(self, dimension: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def upsert(self, docs: list[dict]) -> PushResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def delete(self, chunk_ids: Sequence[str]) -> PushResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finalize(self) -> dict:
+        """Post-push maintenance (ANN / full-text index upkeep); returns details for the task result."""
+        return {}
+
+    def count(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def search(self, vector, text: str | None, *, labels: Sequence[str] | None = None,
+               format: str | None = None, k: int = 10, mode: str = "vector") -> list[Hit]:
+        raise NotImplementedError  # pragma: no cover
+
+    def close(self) -> None:
+        pass
+
+
+def open_backend(cfg, tables=None) -> IndexBackend:
+    """The configured backend (``index.backend``)."""
+    kind = cfg["index"]["backend"]
+    if kind == "lancedb":
+        from lakedoc.index.backends.lancedb_backend import LanceDBBackend
+
+        return LanceDBBackend.from_config(cfg)
+    if kind == "azure_search":
+        from lakedoc.index.backends.azure_search import AzureSearchBackend
+
+        return AzureSearchBackend.from_config(cfg)
+    raise ValueError(f"unknown index.backend {kind!r}")

@@ -1,0 +1,96 @@
+"""The index documents, built with Spark from the Delta tables (Spark Connect safe).
+
+One document per chunk of a live document (bronze ``documents.is_deleted`` false) whose embedding
+was made by the configured model and prefix scheme *from the chunk's current text*
+(``embeddings.text_hash = chunks.text_hash``): redacted chunk text, vector, file metadata from
+``documents_redacted`` (falling back to bronze ``documents``), the document's predicted labels with
+scores from ``predictions`` (all methods, or ``index.label_method``), dates and run id.
+
+``content_hash`` is a SHA-256 of everything the index holds for the chunk except volatile values
+(run id, push time): the ``index_state`` table stores it, and a chunk is sent again only when it
+changes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+CHUNKS = "chunks"
+EMBEDDINGS = "embeddings"
+PREDICTIONS = "predictions"
+REDACTED = "documents_redacted"
+DOCUMENTS = "documents"
+
+HASHED_COLUMNS = ["chunk_id", "doc_id", "seq", "source_path", "file_name", "format", "unit_ref", "text",
+                  "vector", "labels", "label_scores", "modified_at", "model"]
+
+
+def model_identity(cfg: Any) -> tuple[str, str]:
+    """(model id, prefix scheme) the ``embed`` task stamps on its rows, without loading the model."""
+    from lakedoc.encoder import EncoderSettings, resolve_model
+
+    s = EncoderSettings.from_config(cfg)
+    _, model_id = resolve_model(s.model)
+    return model_id, f"{s.prefix_scheme}|q={s.query_prefix}|p={s.passage_prefix}"
+
+
+def missing_inputs(store) -> list[str]:
+    need = [t for t in (CHUNKS, EMBEDDINGS) if not store.exists(t)]
+    if not store.exists(DOCUMENTS) and not store.exists(REDACTED):
+        need.append(f"{DOCUMENTS} or {REDACTED}")
+    return need
+
+
+def index_documents(spark, store, model_id: str, prefix_scheme: str | None, label_method: str | None):
+    """A Spark DataFrame of index documents plus ``content_hash`` (see the module docstring)."""
+    from pyspark.sql import functions as F
+
+    chunks = store.read(CHUNKS, ["chunk_id", "doc_id", "seq", "unit_ref", "text", "text_hash"])
+    emb = store.read(EMBEDDINGS, ["chunk_id", "vector", "model", "prefix_scheme", "text_hash"])
+    emb = emb.filter(F.col("model") == F.lit(model_id))
+    if prefix_scheme is not None:
+        emb = emb.filter(F.col("prefix_scheme") == F.lit(prefix_scheme))
+    emb = emb.select("chunk_id", "text_hash", F.col("vector").cast("array<float>").alias("vector"), "model")
+    x = chunks.join(emb, on=["chunk_id", "text_hash"], how="inner")
+
+    meta = None
+    if store.exists(DOCUMENTS):
+        bronze = store.read(DOCUMENTS, ["doc_id", "source_path", "file_name", "format", "modified_at", "is_deleted"])
+        meta = (bronze.filter(~F.coalesce(F.col("is_deleted"), F.lit(False)))
+                .select("doc_id", F.col("source_path").alias("b_source_path"), F.col("file_name").alias("b_file_name"),
+                        F.col("format").alias("b_format"), "modified_at"))
+    if store.exists(REDACTED):
+        red = store.read(REDACTED, ["doc_id", "source_path", "file_name", "format"])
+        if meta is None:  # no bronze table: every redacted document counts as live
+            meta = red.select("doc_id", F.col("source_path").alias("b_source_path"),
+                              F.col("file_name").alias("b_file_name"), F.col("format").alias("b_format"),
+                              F.lit(None).cast("timestamp").alias("modified_at"))
+        meta = meta.join(red, on="doc_id", how="left")
+        for c in ("source_path", "file_name", "format"):
+            meta = meta.withColumn(c, F.coalesce(F.col(c), F.col("b_" + c)))
+    else:
+        for c in ("source_path", "file_name", "format"):
+            meta = meta.withColumn(c, F.col("b_" + c))
+    meta = meta.select("doc_id", "source_path", "file_name", "format", "modified_at")
+    x = x.join(meta, on="doc_id", how="inner")  # chunks of deleted documents drop out here
+
+    empty_labels = F.array().cast("array<string>")
+    empty_scores = F.array().cast("array<struct<label:string,score:double,method:string>>")
+    if store.exists(PREDICTIONS):
+        p = store.read(PREDICTIONS, ["doc_id", "label", "score", "predicted", "method"])
+        p = p.filter(F.coalesce(F.col("predicted"), F.lit(False)))
+        if label_method:
+            p = p.filter(F.col("method") == F.lit(label_method))
+        lab = p.groupBy("doc_id").agg(
+            F.array_sort(F.collect_set("label")).alias("labels"),
+            F.array_sort(F.collect_list(F.struct(F.col("label").cast("string").alias("label"),
+                                                 F.col("score").cast("double").alias("score"),
+                                                 F.col("method").cast("string").alias("method")))).alias("label_scores"))
+        x = x.join(lab, on="doc_id", how="left")
+        x = (x.withColumn("labels", F.coalesce(F.col("labels"), empty_labels))
+             .withColumn("label_scores", F.coalesce(F.col("label_scores"), empty_scores)))
+    else:
+        x = x.withColumn("labels", empty_labels).withColumn("label_scores", empty_scores)
+
+    x = x.select("chunk_id", "doc_id", F.col("seq").cast("int").alias("seq"), "source_path", "file_name", "format",
+                 "unit_ref", "text", "vector", "labels", "label_scores", "modified_at", "model")
+    return x.withColumn("content_hash", F.sha2(F.to_json(F.struct(*[F.col(c) for c in HASHED_COLUMNS])), 256))
