@@ -26,7 +26,7 @@ venv: $(STAMP)
 ## make run: generate the samples if missing, run the whole job DAG locally, print the summary
 run: check-java venv
 	$(VENV)/bin/lakedoc samples $(SAMPLES)
-	$(VENV)/bin/lakedoc run --input $(SAMPLES) --warehouse $(WAREHOUSE)
+	$(VENV)/bin/lakedoc run --input $(SAMPLES) --warehouse $(WAREHOUSE) --config conf/samples.yml
 
 ## make test: the test suite (reads ../shared when present, skips those tests otherwise)
 test: check-java venv

@@ -29,6 +29,11 @@ REGISTRY: dict[str, str] = {
     "ingest_pptx": "lakedoc.ingest.stage:run_pptx",
     "ingest_pdf": "lakedoc.ingest.stage:run_pdf",
     "ingest_msg": "lakedoc.ingest.stage:run_msg",
+    "redact_pii": "lakedoc.pii.stage:run",
+    "classify": "lakedoc.classify.stage:run_classify",
+    "embed": "lakedoc.classify.stage:run_embed",
+    "baselines": "lakedoc.baselines.stage:run",
+    "index": "lakedoc.index.stage:run",
 }
 
 PIPELINE_RUNS_SCHEMA = pa.schema([

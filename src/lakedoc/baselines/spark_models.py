@@ -1,0 +1,231 @@
+"""Multi-label classification with Spark ML: one binary model per label (binary relevance).
+
+:class:`SparkMultiLabel` implements the :class:`lakedoc.evaluation.Method` interface on top of two
+Spark-level operations used by the ``baselines`` task directly:
+
+* :meth:`fit_df` — a DataFrame ``(doc_id, <input column>, labels array<string>)``: featurise (the
+  subclass's feature pipeline), cache the features, then fit one binary classifier per label with a
+  class weight ``min(negatives / positives, baselines.max_pos_weight)`` on the positives;
+* :meth:`score_df` — ``(doc_id, <input column>)`` -> ``(doc_id, scores array<double>)``, the positive
+  class probability per label in :attr:`label_names` order.
+
+Why one model per label: Spark ML has no multi-label estimator (``OneVsRest`` is multi-class, one label
+per row), and independent binaries let each label get its own class weight and threshold. For
+XGBoost a single multi-output model would need a 2-D label, which ``SparkXGBClassifier`` does not take.
+
+Stage code only: no ``sparkContext``, no ``df.rdd`` (Spark Connect safe).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lakedoc.evaluation import Method, Thresholds
+
+log = logging.getLogger(__name__)
+
+
+def _section(cfg) -> dict:
+    try:
+        return dict(cfg["baselines"])
+    except (KeyError, TypeError):
+        from lakedoc.config_schema import SCHEMA
+
+        return {k: f.default for k, f in SCHEMA["baselines"].items()}
+
+
+class SparkMultiLabel(Method):
+    """Base class: a Spark feature stage + one Spark ML binary classifier per label."""
+
+    name = "spark_multilabel"
+    input_col = "text"  # or "vector" for the embedding heads
+
+    def __init__(self) -> None:
+        self.label_names: list[str] = []
+        self.feature_model = None          # a fitted PipelineModel (or None)
+        self.models: list[Any] = []        # one fitted binary model per label
+        self.thresholds: Thresholds | None = None
+        self.params: dict = {}
+        self.spark = None
+        self.train_stats: dict = {}
+
+    # -- to be provided by subclasses ---------------------------------------------------------------
+    def _feature_pipeline(self, params: dict):
+        """An unfitted ``pyspark.ml.Pipeline`` from ``input_col`` to ``features`` (or None)."""
+        return None
+
+    def _estimator(self, params: dict, label_col: str, weight_col: str):
+        raise NotImplementedError
+
+    def _check(self, spark, params: dict) -> None:
+        """Fail early on impossible settings (XGBoost barrier mode)."""
+
+    def _max_parallel(self, spark, params: dict) -> int:
+        """Upper bound of concurrent per-label fits (XGBoost: task slots // workers)."""
+        return 1 << 30
+
+    def _positive_prob_cols(self, model, j: int) -> tuple[Any, str]:
+        """Return the model configured to write its probability to a unique column, and that column."""
+        raise NotImplementedError
+
+    # -- Spark-level API ----------------------------------------------------------------------------
+    def _get_spark(self, cfg):
+        from lakedoc.spark import get_spark
+
+        if self.spark is None:
+            self.spark = get_spark(cfg if cfg is not None and hasattr(cfg, "data") else None)
+        return self.spark
+
+    def featurize(self, df):
+        if self.feature_model is None:
+            return df
+        return self.feature_model.transform(df)
+
+    def fit_df(self, df, label_names: Sequence[str], cfg) -> None:
+        from pyspark.sql import functions as F
+
+        spark = self._get_spark(cfg)
+        self.params = _section(cfg)
+        self._check(spark, self.params)
+        self.label_names = list(label_names)
+        pipe = self._feature_pipeline(self.params)
+        t0 = time.perf_counter()
+        self.feature_model = pipe.fit(df) if pipe is not None else None
+        feats = self.featurize(df).select("features", "labels").cache()
+        n = feats.count()
+        counts = {r["label"]: r["n"] for r in
+                  feats.select(F.explode("labels").alias("label")).groupBy("label").agg(F.count("*").alias("n"))
+                  .collect()}
+        self.train_stats = {"docs": n, "positives": {lab: int(counts.get(lab, 0)) for lab in self.label_names},
+                            "feature_seconds": time.perf_counter() - t0}
+        cap = float(self.params.get("max_pos_weight", 50.0))
+
+        def fit_one(j: int):
+            lab = self.label_names[j]
+            pos = counts.get(lab, 0)
+            w = min((n - pos) / pos, cap) if pos else 1.0
+            w = max(w, 1.0)
+            data = (feats.withColumn("_y", F.array_contains("labels", F.lit(lab)).cast("double"))
+                    .withColumn("_w", F.when(F.col("_y") == 1.0, F.lit(float(w))).otherwise(F.lit(1.0))))
+            return self._estimator(self.params, "_y", "_w").fit(data)
+
+        par = max(1, min(int(self.params.get("parallel_labels", 4)), self._max_parallel(spark, self.params)))
+        try:
+            if par > 1:
+                with ThreadPoolExecutor(par) as ex:
+                    self.models = list(ex.map(fit_one, range(len(self.label_names))))
+            else:
+                self.models = [fit_one(j) for j in range(len(self.label_names))]
+        finally:
+            feats.unpersist()
+
+    def score_df(self, df, id_col: str = "doc_id"):
+        """``(id_col, input_col)`` -> ``(id_col, scores array<double>)`` in :attr:`label_names` order."""
+        from pyspark.ml.functions import vector_to_array
+        from pyspark.sql import functions as F
+
+        if not self.models:
+            raise RuntimeError(f"{self.name}: not fitted")
+        out = self.featurize(df.select(id_col, self.input_col)).select(id_col, "features")
+        cols = []
+        for j, model in enumerate(self.models):
+            m, col = self._positive_prob_cols(model, j)
+            out = m.transform(out)
+            cols.append(col)
+        # keep the probability of the positive class only (vectors -> doubles)
+        return out.select(id_col, F.array(*[vector_to_array(F.col(c))[1] for c in cols]).alias("scores"))
+
+    # -- Method interface ---------------------------------------------------------------------------
+    def _input_frame(self, texts: Sequence[str], labels: Sequence[Sequence[str]] | None = None):
+        import pandas as pd
+
+        spark = self._get_spark(getattr(self, "_cfg", None))
+        pdf = pd.DataFrame({"doc_id": [str(i) for i in range(len(texts))], "text": list(texts)})
+        if labels is not None:
+            pdf["labels"] = [list(x) for x in labels]
+            schema = "doc_id string, text string, labels array<string>"
+        else:
+            schema = "doc_id string, text string"
+        return spark.createDataFrame(pdf, schema=schema)
+
+    def fit(self, train_texts, train_labels, label_names, cfg) -> None:
+        self._cfg = cfg
+        self._get_spark(cfg)
+        self.fit_df(self._input_frame(train_texts, train_labels), label_names, cfg)
+
+    def predict_scores(self, texts) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, len(self.label_names)))
+        pdf = self.score_df(self._input_frame(texts)).toPandas()
+        order = pdf["doc_id"].astype(int).to_numpy()
+        scores = np.zeros((len(texts), len(self.label_names)))
+        scores[order] = np.vstack(pdf["scores"].to_numpy())
+        return scores
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, path: str) -> str:
+        """Spark ML persistence: ``features/`` (PipelineModel), ``label_000/``..., ``meta.json``
+        (label names, thresholds, parameters). ``path`` may be local, ``/Volumes/...`` or ``dbfs:/``."""
+        if self.feature_model is not None:
+            self.feature_model.write().overwrite().save(f"{path}/features")
+        for j, m in enumerate(self.models):
+            m.write().overwrite().save(f"{path}/label_{j:03d}")
+        meta = {"method": self.name, "class": f"{type(self).__module__}:{type(self).__name__}",
+                "label_names": self.label_names, "params": self.params, "train_stats": self.train_stats,
+                "thresholds": self.thresholds.to_dict() if self.thresholds else None}
+        _write_text(f"{path}/meta.json", json.dumps(meta, indent=1, default=str))
+        return path
+
+    def _load_model_class(self):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str, cfg=None) -> "SparkMultiLabel":
+        from pyspark.ml import PipelineModel
+
+        meta = json.loads(_read_text(f"{path}/meta.json"))
+        inst = cls()
+        inst._get_spark(cfg)
+        inst.label_names = meta["label_names"]
+        inst.params = meta["params"]
+        inst.train_stats = meta.get("train_stats", {})
+        inst.thresholds = Thresholds.from_dict(meta["thresholds"]) if meta.get("thresholds") else None
+        if _exists(f"{path}/features"):
+            inst.feature_model = PipelineModel.load(f"{path}/features")
+        model_cls = inst._load_model_class()
+        inst.models = [model_cls.load(f"{path}/label_{j:03d}") for j in range(len(inst.label_names))]
+        return inst
+
+
+def _local(path: str) -> Path | None:
+    if path.startswith("file:"):
+        return Path(path[5:])
+    if "://" in path or path.startswith("dbfs:"):
+        return None
+    return Path(path)
+
+
+def _write_text(path: str, text: str) -> None:
+    p = _local(path)
+    if p is None:
+        raise ValueError(f"cannot write {path}: use a local, /Volumes/... or /dbfs/... path for baselines.model_dir")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+
+
+def _read_text(path: str) -> str:
+    p = _local(path)
+    if p is None:
+        raise ValueError(f"cannot read {path}")
+    return p.read_text()
+
+
+def _exists(path: str) -> bool:
+    p = _local(path)
+    return bool(p and p.exists())

@@ -1,0 +1,253 @@
+"""Task ``baselines``: classical supervised models on the labelled documents, next to the zero-shot ones.
+
+1. Labelled data: ``baselines.labels_table`` (doc_id -> labels) joined to the ``status = 'ok'`` rows of
+   ``documents_redacted`` (the redacted text), else the JSONL ``baselines.train_path``; locally, with
+   ``baselines.generate_synthetic``, a seeded synthetic file (:mod:`lakedoc.baselines.synthetic`) is
+   written to ``<warehouse>/_labels/synthetic_train.jsonl`` when no path is configured or it is missing.
+2. A seeded train/validation/test split grouped by content hash (saved as ``split.json`` beside the
+   models), leakage checked by content hash; data preparation and threshold tuning as in
+   :mod:`lakedoc.evaluation` (the same code as ``lakedoc evaluate``).
+3. Per method of ``baselines.methods`` (``tfidf_lr``, ``tfidf_xgb``, ``embedding_lr``, ``embedding_xgb``):
+   fit, tune thresholds on validation, measure on test, save the Spark ML models + thresholds under
+   ``baselines.model_dir`` (default ``<warehouse>/_models``) as ``<method>/<model_id>``, log to MLflow,
+   score every ``ok`` document of ``documents_redacted`` and MERGE the scores into ``predictions``
+   (scope ``method``), and one row into ``evaluations``.
+
+The embedding heads use the ``embeddings`` table of the classification stage (chunk vectors averaged
+per document); labelled texts without a stored vector are encoded with :mod:`lakedoc.encoder`. When
+neither is possible the method is skipped with a reason in the task details.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from lakedoc.evaluation import (MethodUnavailable, content_hash, eval_settings, evaluate_method, load_jsonl,
+                                load_method, three_way_split)
+from lakedoc.tasks import TaskContext, TaskResult
+
+REDACTED = "documents_redacted"
+EMBEDDINGS = "embeddings"
+PREDICTIONS = "predictions"
+EVALUATIONS = "evaluations"
+EMBEDDING_METHODS = ("embedding_lr", "embedding_xgb")
+
+EVALUATIONS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("method", pa.string()), ("model_id", pa.string()), ("data_source", pa.string()),
+    ("n_train", pa.int64()), ("n_validation", pa.int64()), ("n_test", pa.int64()), ("n_labels", pa.int64()),
+    ("micro_f1", pa.float64()), ("macro_f1", pa.float64()), ("weighted_f1", pa.float64()),
+    ("micro_precision", pa.float64()), ("micro_recall", pa.float64()),
+    ("macro_precision", pa.float64()), ("macro_recall", pa.float64()),
+    ("weighted_precision", pa.float64()), ("weighted_recall", pa.float64()), ("subset_accuracy", pa.float64()),
+    ("per_label", pa.string()), ("threshold_sweep", pa.string()), ("thresholds", pa.string()),
+    ("preparation", pa.string()), ("train_seconds", pa.float64()), ("predict_seconds", pa.float64()),
+    ("model_path", pa.string()), ("mlflow_run_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def model_root(cfg) -> str:
+    d = cfg["baselines"].get("model_dir")
+    if d:
+        return cfg.resolve_path(d)
+    return str(Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_models")
+
+
+def synthetic_path(cfg) -> str:
+    return str(Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_labels" / "synthetic_train.jsonl")
+
+
+def _labels_list(v) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return sorted({x.strip() for x in v.split(",") if x.strip()})
+    return sorted({str(x) for x in v})
+
+
+def load_labelled(ctx: TaskContext) -> tuple[list[dict], str]:
+    """The labelled records (doc_id, text, labels) and a description of where they came from."""
+    cfg, store, log = ctx.cfg, ctx.tables, ctx.log
+    sec = cfg["baselines"]
+    if sec.get("labels_table"):
+        table = sec["labels_table"]
+        if not store.exists(table):
+            raise FileNotFoundError(f"baselines.labels_table {table!r} does not exist")
+        if not store.exists(REDACTED):
+            raise FileNotFoundError(f"{REDACTED} does not exist: run redact_pii first")
+        labels = {r["doc_id"]: _labels_list(r["labels"])
+                  for r in store.read_arrow(table, ["doc_id", "labels"]).to_pylist()}
+        docs = store.read_arrow(REDACTED, ["doc_id", "redacted_text", "status"], where={"status": "ok"})
+        recs = [{"doc_id": r["doc_id"], "text": r["redacted_text"], "labels": labels[r["doc_id"]]}
+                for r in docs.to_pylist() if r["doc_id"] in labels and (r["redacted_text"] or "").strip()]
+        missing = len(labels) - len(recs)
+        if missing:
+            log.warning("%d labelled doc_id(s) have no ok document in %s", missing, REDACTED)
+        return recs, f"table:{table}"
+    path = cfg.resolve_path(sec["train_path"]) if sec.get("train_path") else None
+    if sec.get("generate_synthetic") and (path is None or not Path(path).exists()):
+        from lakedoc.baselines.synthetic import write_synthetic
+
+        path = path or synthetic_path(cfg)
+        write_synthetic(path, seed=int(sec["seed"]))
+        log.info("wrote a synthetic labelled file: %s", path)
+    if path is None:
+        return [], "none"
+    return load_jsonl(path), f"jsonl:{path}"
+
+
+def _doc_vectors(spark, store, model: str | None):
+    """``(doc_id, vector array<float>)``: chunk vectors averaged per document, L2-normalised."""
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.ml.stat import Summarizer
+    from pyspark.sql import functions as F
+
+    emb = store.read(EMBEDDINGS, ["doc_id", "vector", "model"])
+    if model:
+        emb = emb.filter(F.col("model") == model)
+    else:  # the model with the most vectors
+        top = emb.groupBy("model").count().orderBy(F.desc("count")).limit(1).collect()
+        if not top:
+            return None, None
+        model = top[0]["model"]
+        emb = emb.filter(F.col("model") == model)
+    mean = (emb.groupBy("doc_id").agg(Summarizer.mean(array_to_vector("vector")).alias("v"))
+            .select("doc_id", vector_to_array("v", "float32").alias("v")))
+    norm = F.sqrt(F.aggregate("v", F.lit(0.0).cast("double"), lambda a, x: a + x * x))
+    vec = F.transform("v", lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
+    return mean.select("doc_id", vec.alias("vector")), model
+
+
+def prediction_rows(scores_df, method: str, label_names, thresholds, model_id: str, run_id: str):
+    """``(doc_id, scores)`` -> one row per document and label with the tuned threshold applied."""
+    from pyspark.sql import functions as F
+
+    names = F.array(*[F.lit(n) for n in label_names])
+    ths = F.array(*[F.lit(float(t)) for t in thresholds.values])
+    df = scores_df.select("doc_id", "scores", names.alias("_n"), ths.alias("_t"))
+    df = df.withColumn("_any", F.exists(F.arrays_zip("scores", "_t"), lambda z: z["scores"] >= z["_t"]))
+    df = df.withColumn("_max", F.array_max("scores"))
+    ex = df.select("doc_id", "_any", "_max", F.posexplode("scores").alias("pos", "score"), "_n", "_t")
+    ex = ex.select(
+        "doc_id", F.element_at("_n", F.col("pos") + 1).alias("label"), F.col("score").cast("double").alias("score"),
+        F.element_at("_t", F.col("pos") + 1).alias("threshold"), "_any", "_max")
+    predicted = F.col("score") >= F.col("threshold")
+    if thresholds.at_least_one:
+        predicted = predicted | (~F.col("_any") & (F.col("score") == F.col("_max")))
+    return ex.select("doc_id", "label", "score", predicted.alias("predicted"), "threshold",
+                     F.lit(method).alias("method"), F.lit(model_id).alias("model"),
+                     F.lit(run_id).alias("run_id"))
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    from pyspark.sql import functions as F
+
+    cfg, store, spark, log = ctx.cfg, ctx.tables, ctx.spark, ctx.log
+    sec = cfg["baselines"]
+    records, source = load_labelled(ctx)
+    details: dict = {"data_source": source, "labelled_docs": len(records), "methods": {}}
+    if not records:
+        log.warning("no labelled data (set baselines.labels_table or baselines.train_path): nothing to train")
+        details["skipped"] = "no labelled data"
+        return TaskResult(0, 0, details)
+    st = eval_settings(cfg)
+    root = model_root(cfg)
+    split_file = str(Path(root) / "split.json") if "://" not in root else None
+    train, val, test = three_way_split(records, st, None, split_file)
+    details["split"] = {"train": len(train), "validation": len(val), "test": len(test), "seed": st["seed"],
+                        "file": split_file}
+
+    docs = None
+    if store.exists(REDACTED):
+        docs = (store.read(REDACTED, ["doc_id", "redacted_text", "status"]).filter(F.col("status") == "ok")
+                .select("doc_id", F.col("redacted_text").alias("text")).filter(F.col("text").isNotNull()))
+    else:
+        log.warning("%s does not exist: models are trained and evaluated, no predictions written", REDACTED)
+
+    doc_vecs, lookup = None, {}
+    if any(m in EMBEDDING_METHODS for m in sec["methods"]) and store.exists(EMBEDDINGS):
+        doc_vecs, emb_model = _doc_vectors(spark, store, sec.get("embedding_model"))
+        if doc_vecs is not None:
+            doc_vecs = doc_vecs.cache()
+            details["embedding_model"] = emb_model
+            if source.startswith("table:"):
+                ids = {r["doc_id"]: content_hash(r["text"]) for r in records}
+                for r in doc_vecs.filter(F.col("doc_id").isin(list(ids))).toArrow().to_pylist():
+                    lookup[ids[r["doc_id"]]] = np.asarray(r["vector"], dtype=np.float32)
+
+    written = 0
+    eval_rows = []
+    for name in sec["methods"]:
+        t0 = time.perf_counter()
+        try:
+            method = load_method(name)
+        except MethodUnavailable as exc:
+            log.warning("skipping %s: %s", name, exc)
+            details["methods"][name] = {"skipped": str(exc)}
+            continue
+        if name in EMBEDDING_METHODS:
+            method.vector_lookup = lookup
+        try:
+            res = evaluate_method(method, train, val, test, cfg, st)
+        except MethodUnavailable as exc:
+            log.warning("skipping %s: %s", name, exc)
+            details["methods"][name] = {"skipped": str(exc)}
+            continue
+        model_id = f"{name}-{ctx.run_id}"
+        path = f"{root}/{name}/{model_id}"
+        method.save(path)
+        mlflow_id = None
+        if sec["mlflow_enabled"]:
+            try:
+                from lakedoc.baselines.tracking import log_evaluation
+
+                mlflow_id = log_evaluation(cfg, res, source="task", run_id=ctx.run_id, model_path=path,
+                                           extra_params={"data_source": source})
+            except Exception as exc:  # noqa: BLE001 - tracking must not fail the task
+                log.warning("MLflow logging failed for %s: %s", name, exc)
+        n_pred = 0
+        if docs is not None:
+            if name in EMBEDDING_METHODS:
+                inp = doc_vecs.join(docs.select("doc_id"), "doc_id") if doc_vecs is not None else None
+            else:
+                inp = docs
+            if inp is not None and sec["predict_all"]:
+                rows = prediction_rows(method.score_df(inp), name, method.label_names, res.thresholds, model_id,
+                                       ctx.run_id)
+                r = store.merge(PREDICTIONS, rows, keys=["doc_id", "label", "method"], scope={"method": name},
+                                partition_by=["method"], replace_within="doc_id")
+                n_pred = r.written
+                written += r.written
+        m = res.metrics
+        eval_rows.append({
+            "run_id": ctx.run_id, "method": name, "model_id": model_id, "data_source": source,
+            "n_train": res.sizes["train"], "n_validation": res.sizes["validation"], "n_test": res.sizes["test"],
+            "n_labels": res.sizes["labels"],
+            **{k: float(m[k]) for k in ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall",
+                                        "macro_precision", "macro_recall", "weighted_precision",
+                                        "weighted_recall", "subset_accuracy")},
+            "per_label": json.dumps(m["per_label"], sort_keys=True),
+            "threshold_sweep": json.dumps(res.sweep), "thresholds": json.dumps(res.thresholds.to_dict()),
+            "preparation": json.dumps(res.preparation, default=str), "train_seconds": res.train_seconds,
+            "predict_seconds": res.predict_seconds, "model_path": path, "mlflow_run_id": mlflow_id,
+            "created_at": datetime.now(timezone.utc),
+        })
+        store.merge(EVALUATIONS, pa.Table.from_pylist([eval_rows[-1]], schema=EVALUATIONS_SCHEMA),
+                    keys=["run_id", "method"], scope={"method": name}, partition_by=["method"])
+        details["methods"][name] = {"micro_f1": round(m["micro_f1"], 4), "macro_f1": round(m["macro_f1"], 4),
+                                    "labels": res.sizes["labels"], "predictions_written": n_pred,
+                                    "model_path": path, "mlflow_run_id": mlflow_id,
+                                    "seconds": round(time.perf_counter() - t0, 1)}
+        if name in EMBEDDING_METHODS:
+            details["methods"][name]["encoded_texts"] = int(getattr(method, "encoded", 0))
+        log.info("%s: micro-F1 %.3f macro-F1 %.3f on %d test docs; %d prediction rows written", name,
+                 m["micro_f1"], m["macro_f1"], res.sizes["test"], n_pred)
+    if doc_vecs is not None:
+        doc_vecs.unpersist()
+    if not eval_rows:
+        raise RuntimeError(f"no baseline method could run: {details['methods']}")
+    return TaskResult(len(records), written, details)
