@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -325,9 +326,24 @@ class UnityCatalogStore(TableStore):
 
     def merge(self, table, data, keys, *, scope=None, partition_by=None, compare=None,
               replace_within=None) -> MergeResult:
+        is_spark = hasattr(data, "sparkSession")
+        df = data if is_spark else self.spark.createDataFrame(self.to_arrow(data))
+        if not is_spark:
+            return self._merge(table, df, keys, scope, partition_by, compare, replace_within)
+        # A Spark source (e.g. the extraction's mapInPandas) would be recomputed by every action
+        # below (anti-join count, stale rows, MERGE): materialise it once in a staging table
+        # (works on Spark Connect, unlike cache/checkpoint on serverless) and drop it afterwards.
+        staging = f"`{self.catalog}`.`{self.schema}`.`_lakedoc_staging_{table}_{uuid.uuid4().hex[:12]}`"
+        df.write.format("delta").mode("overwrite").saveAsTable(staging)
+        try:
+            return self._merge(table, self.spark.table(staging), keys, scope, partition_by, compare,
+                               replace_within)
+        finally:
+            self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
+
+    def _merge(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
         from pyspark.sql import functions as F
 
-        df = data if hasattr(data, "sparkSession") else self.spark.createDataFrame(self.to_arrow(data))
         full = self.location(table)
         result = MergeResult(table)
         if not self.exists(table):
