@@ -133,3 +133,72 @@ def test_safe_error_withholds_quoted_text():
     text = "secret name Maria Gonzalez in here"
     assert "withheld" in E.safe_error(ValueError("cannot parse 'Maria Gonzalez in'"), text)
     assert E.safe_error(ValueError("bad input"), text) == "ValueError: bad input"
+
+
+# -- PERSON recall: gazetteer, name contexts, name parts; phone windows -----------------------------------
+
+def _spans(e, text, etype="PERSON"):
+    return [text[f.start:f.end] for f in e.analyze(text) if f.entity_type == etype]
+
+
+def test_name_gazetteer_finds_names_the_small_model_misses(eng):
+    without = E.PiiEngine({**eng.settings, "name_gazetteer": {"enabled": False}})
+    text = "Tomomi Nishiyama lives at 86036 Rua do Arenque. Kids & Family. Directed By: Sari J. Paavolainen"
+    assert "Tomomi Nishiyama" not in _spans(without, text)  # the seed's miss
+    found = _spans(eng, text)
+    assert "Tomomi Nishiyama" in found and "Sari J. Paavolainen" in found
+    # lower-case text: a first name followed by a word that is no English word
+    assert _spans(eng, "please follow up with patricia desrosiers in a couple of months.") == ["patricia desrosiers"]
+
+
+def test_name_gazetteer_leaves_words_streets_and_firms_alone(eng):
+    for text in ["Will you send the report to the board tomorrow?",
+                 "The warehouse on Devon Street ships grain to Morgan Stanley Investments.",
+                 "Deliveries to 22 Talga Court, Kimberly Way, were late."]:
+        assert not [f for f in eng.analyze(text) if f.recognizer == "NameGazetteerRecognizer"], text
+    red = eng.anonymize(t := "Ship to 14 Victor Hugo Street, please.", eng.analyze(t))
+    assert "<PERSON>" not in red and "Victor Hugo" not in red  # inside the address: an address finding
+
+
+def test_name_contexts_and_name_parts(eng):
+    assert _spans(eng, "My name is Rubija") == ["Rubija"]
+    assert _spans(eng, "Her maiden name is nyberg") == ["nyberg"]
+    assert _spans(eng, "I'd like to join accounts with ms. Quinzia") == ["Quinzia"]
+    text = "They sang the verses from Faina D. Yefremova's Cautionary Tales, the best of early Yefremova."
+    red = eng.anonymize(text, eng.analyze(text))
+    assert "Yefremova" not in red and "Faina" not in red
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("pii.name_gazetteer={enabled: true, sources: [phonebook]}", "allowed: gender_guesser"),
+    ("pii.name_gazetteer={enabled: true, sources: []}", "at least one source"),
+    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], colour: red}", "unknown key"),
+    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], score_full: 3}", "score between 0 and 1"),
+    ("pii.drop_inside={PERSON: street}", "must list"),
+])
+def test_gazetteer_settings_are_checked(override, needle):
+    with pytest.raises(ConfigError) as exc:
+        settings(override)
+    assert needle in str(exc.value)
+
+
+def test_phone_windows_skip_texts_without_a_number_and_lose_nothing(eng):
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    assert E.phone_windows("Born 1968, zip 12345, room 101, no phone here.") == []
+    assert E.phone_windows("IBAN DE89370400440532013000", skip_glued=True) == []
+    text = ("Grain report. Call (212) 555-0137 or +44 20 7946 0958 today; wire the fee to IBAN "
+            "DE89370400440532013000; card 4111 1111 1111 1111; desk 0699 868 88 55. ") * 3
+    regions = eng.settings["phone_regions"]
+    plain = PhoneRecognizer(supported_regions=regions, leniency=1)
+    windowed = E.WindowedPhoneRecognizer(supported_regions=regions, leniency=1)
+    keep = lambda rs: sorted((r.start, r.end) for r in rs  # noqa: E731
+                             if sum(c.isdigit() for c in text[r.start:r.end]) >= E.MIN_PHONE_DIGITS)
+    assert keep(windowed.analyze(text, ["PHONE_NUMBER"])) == keep(plain.analyze(text, ["PHONE_NUMBER"]))
+    assert keep(windowed.analyze(text, ["PHONE_NUMBER"]))
+
+
+def test_context_words_work_without_the_lemmatizer(eng):
+    assert "lemmatizer" in eng.settings["spacy_disable"]
+    found = eng.analyze("Her desk number is 781 1704, the card on file 4000 1234 5678 9010.")
+    assert {f.entity_type for f in found} >= {"PHONE_NUMBER", "CREDIT_CARD"}

@@ -31,7 +31,7 @@ from lakedoc.config_schema import ConfigError
 log = logging.getLogger(__name__)
 
 # Bump when the redaction logic changes in a way that changes output for the same configuration.
-REDACTOR_VERSION = "1"
+REDACTOR_VERSION = "2"
 OPERATORS = ("replace", "mask", "redact", "hash")
 
 
@@ -93,9 +93,11 @@ def load_settings(section: Mapping[str, Any]) -> dict:
         for j, p in enumerate(rec["patterns"]):
             if not isinstance(p, dict) or "regex" not in p:
                 raise ConfigError(f"'{where}.patterns[{j}]' needs a regex (and a score)")
-            try:
-                re.compile(p["regex"])
-            except re.error as exc:
+            try:  # Presidio compiles patterns with the ``regex`` module (variable-width look-behind)
+                import regex
+
+                regex.compile(p["regex"], regex.DOTALL | regex.MULTILINE | regex.IGNORECASE)
+            except regex.error as exc:
                 raise ConfigError(f"'{where}.patterns[{j}].regex' is not a valid regular expression: {exc}")
             score = p.get("score", 0.5)
             if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
@@ -106,6 +108,15 @@ def load_settings(section: Mapping[str, Any]) -> dict:
                               f"US or GB (quote \"NO\" in YAML: unquoted it reads as false)")
     if "hash" in ops.values() and not s.get("hash_key"):
         raise ConfigError("'pii.hash_key' (a secret reference) is required when an operator is 'hash'")
+    from lakedoc.pii.names import check_settings
+
+    s["name_gazetteer"] = check_settings(s.get("name_gazetteer") or {})
+    for ent, outer in (s.get("drop_inside") or {}).items():
+        _entity_name("pii.drop_inside", ent)
+        if not isinstance(outer, list) or not outer:
+            raise ConfigError(f"'pii.drop_inside.{ent}' must list the entity types it is dropped inside of")
+        for o in outer:
+            _entity_name(f"pii.drop_inside.{ent}", o)
     return s
 
 
@@ -263,7 +274,86 @@ def _build_nlp_engine(settings: Mapping):
             if comp in nlp.pipe_names:
                 nlp.disable_pipe(comp)
         nlp.max_length = max(nlp.max_length, int(settings["chunk_chars"]) + 1)
+    _lemma_fallback(engine)
     return engine
+
+
+def _lemma_fallback(engine) -> None:
+    """With spaCy's lemmatizer (and the attribute ruler it needs) disabled for speed, tokens have no
+    lemma: Presidio's context enhancer then reads the lower-case words instead (it matches context
+    words as substrings, so "phones" still holds "phone")."""
+    orig = engine._doc_to_nlp_artifact
+
+    def to_artifact(doc, language):
+        art = orig(doc, language)
+        if art.lemmas and not all(art.lemmas):
+            art.lemmas = [lem or tok.lower_ for lem, tok in zip(art.lemmas, doc)]
+            art.keywords = art.set_keywords(engine, art.lemmas, language)
+        return art
+
+    engine._doc_to_nlp_artifact = to_artifact
+
+
+# -- phone numbers: only where a digit run could be one -------------------------------------------------
+
+_PHONE_WINDOW_MARGIN = 40
+_PHONE_RUN = None
+
+
+def phone_windows(text: str, min_digits: int = 7, margin: int = _PHONE_WINDOW_MARGIN,
+                  skip_glued: bool = False) -> list[tuple[int, int]]:
+    """Merged ``(start, end)`` windows around every run of digits and phone punctuation (phonenumbers'
+    own separator set) that holds at least ``min_digits`` digits. Phone findings with fewer digits are
+    dropped anyway (:data:`MIN_PHONE_DIGITS`), so scanning only these windows loses nothing; the margin
+    keeps the characters phonenumbers looks at around a match."""
+    global _PHONE_RUN
+    if _PHONE_RUN is None:
+        from phonenumbers.phonenumberutil import _PLUS_CHARS, _VALID_PUNCTUATION
+
+        _PHONE_RUN = re.compile(f"[{_PLUS_CHARS}(\\d][{_VALID_PUNCTUATION}\\d]*\\d")
+    out: list[tuple[int, int]] = []
+    for m in _PHONE_RUN.finditer(text):
+        run = m.group(0)
+        digits = sum(c.isdigit() for c in run)
+        if digits < min_digits:
+            continue
+        if skip_glued and digits == len(run) <= 20 and (
+                (m.start() and text[m.start() - 1].isalpha()) or (m.end() < len(text) and text[m.end()].isalpha())):
+            continue  # "DE89370400440532013000": phonenumbers (leniency >= 1) rejects a number touching a letter
+        s, e = max(0, m.start() - margin), min(len(text), m.end() + margin)
+        while s > 0 and not text[s - 1].isspace():  # never cut a word: its cut end could look like a number
+            s -= 1
+        while e < len(text) and not text[e].isspace():
+            e += 1
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _windowed_phone_class():
+    from presidio_analyzer import EntityRecognizer
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class WindowedPhoneRecognizer(PhoneRecognizer):
+        """Presidio's phone recognizer (``phonenumbers``, one scan per region) run only on the windows
+        of :func:`phone_windows`: most texts hold no 7-digit run and cost nothing."""
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            results = []
+            for s, e in phone_windows(text, MIN_PHONE_DIGITS, skip_glued=(self.leniency or 0) >= 1):
+                for r in super().analyze(text[s:e], entities, nlp_artifacts):
+                    r.start += s
+                    r.end += s
+                    results.append(r)
+            return EntityRecognizer.remove_duplicates(results)
+
+    return WindowedPhoneRecognizer
+
+
+def WindowedPhoneRecognizer(**kwargs):  # noqa: N802 - a factory: Presidio is imported lazily
+    return _windowed_phone_class()(**kwargs)
 
 
 # -- the engine -------------------------------------------------------------------------------------
@@ -274,7 +364,6 @@ class PiiEngine:
     def __init__(self, settings: Mapping, hash_key: str | None = None):
         from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
         from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
         from presidio_anonymizer import AnonymizerEngine
 
         quiet()
@@ -288,8 +377,9 @@ class PiiEngine:
         for lang in self.languages:
             if regions:
                 registry.remove_recognizer("PhoneRecognizer", language=lang)
-                registry.add_recognizer(PhoneRecognizer(supported_language=lang, supported_regions=regions,
-                                                        leniency=int(settings.get("phone_leniency", 1))))
+                registry.add_recognizer(WindowedPhoneRecognizer(
+                    supported_language=lang, supported_regions=regions,
+                    leniency=int(settings.get("phone_leniency", 1))))
             for rec in settings.get("recognizers") or []:
                 if rec.get("languages") and lang not in rec["languages"]:
                     continue
@@ -301,6 +391,11 @@ class PiiEngine:
             for ent, terms in (settings.get("deny_list") or {}).items():
                 registry.add_recognizer(PatternRecognizer(supported_entity=ent, name=f"deny_list_{ent}",
                                                           supported_language=lang, deny_list=list(terms)))
+            gaz = settings.get("name_gazetteer") or {}
+            if gaz.get("enabled") and (not gaz.get("languages") or lang in gaz["languages"]):
+                from lakedoc.pii.names import make_recognizer
+
+                registry.add_recognizer(make_recognizer(gaz, lang, (self.nlp_engine.nlp or {}).get(lang)))
         self.entities = list(dict.fromkeys([*settings["entities"], *(settings.get("deny_list") or {}),
                                             *[r["entity"] for r in settings.get("recognizers") or []]]))
         self.threshold = float(settings["score_threshold"])
@@ -319,6 +414,8 @@ class PiiEngine:
         self.allow_list = list(settings.get("allow_list") or []) or None
         self.chunk_chars = int(settings["chunk_chars"])
         self.propagate = bool(settings.get("propagate", True))
+        self.propagate_name_parts = bool(settings.get("propagate_name_parts", False))
+        self.drop_inside = {k: frozenset(v) for k, v in (settings.get("drop_inside") or {}).items()}
         self.batch_size = int(settings["batch_size"])
         self.operators = self._operators(settings, hash_key)
 
@@ -394,8 +491,10 @@ class PiiEngine:
             if isinstance(o, Exception):
                 result.append(o)
                 continue
-            found = _dedupe(o, t)
-            result.append(_dedupe(found + _propagate(t or "", found), t) if self.propagate else found)
+            found = _dedupe(o, t, self.drop_inside)
+            if self.propagate:
+                found = _dedupe(found + _propagate(t or "", found, self.propagate_name_parts), t, self.drop_inside)
+            result.append(found)
         return result
 
     def _analyze_one(self, text: str, lang: str) -> list[Finding] | Exception:
@@ -508,7 +607,8 @@ SPECIFIC_TYPES = frozenset({"EMAIL_ADDRESS", "IBAN_CODE", "CREDIT_CARD", "IP_ADD
 MIN_PHONE_DIGITS = 7  # shorter digit runs (postcodes, house numbers) are not reported as phone numbers
 
 
-def _dedupe(found: list[Finding], text: str | None = None) -> list[Finding]:
+def _dedupe(found: list[Finding], text: str | None = None,
+            drop_inside: Mapping[str, frozenset] | None = None) -> list[Finding]:
     best: dict[tuple, Finding] = {}
     for f in found:
         k = (f.entity_type, f.start, f.end)
@@ -516,11 +616,19 @@ def _dedupe(found: list[Finding], text: str | None = None) -> list[Finding]:
             best[k] = f
     items = sorted(best.values(), key=lambda f: (f.start, f.end, f.entity_type))
     specific = [f for f in items if f.entity_type in SPECIFIC_TYPES]
+    outer_types = frozenset().union(*drop_inside.values()) if drop_inside else frozenset()
+    outers = [f for f in items if f.entity_type in outer_types]
     out = []
     for f in items:
         if f.entity_type not in SPECIFIC_TYPES and any(
                 s.start <= f.start and f.end <= s.end for s in specific):
             continue
+        outer = drop_inside.get(f.entity_type) if drop_inside else None
+        if outer and any(o.entity_type in outer and o.start <= f.start and f.end <= o.end and o is not f
+                         for o in outers):
+            continue
+        if f.entity_type == "PERSON" and text is not None and any(c.isdigit() for c in text[f.start:f.end]):
+            continue  # names hold no digits: "Franscini 71", "Box 9725" are address parts
         if (f.entity_type == "PHONE_NUMBER" and text is not None
                 and sum(c.isdigit() for c in text[f.start:f.end]) < MIN_PHONE_DIGITS):
             continue
@@ -531,14 +639,29 @@ def _dedupe(found: list[Finding], text: str | None = None) -> list[Finding]:
 PROPAGATE_MIN_CHARS = 4
 
 
-def _propagate(text: str, found: list[Finding]) -> list[Finding]:
+_NAME_PART = re.compile(r"[^\W\d_][^\W\d_'-]*(?:[-'][^\W\d_]+)*")
+
+
+def _propagate(text: str, found: list[Finding], name_parts: bool = False) -> list[Finding]:
     """Every other occurrence (as a whole word) of a value found in this text gets the same finding:
-    NER is context dependent, and a name recognised once must not survive elsewhere in the document."""
+    NER is context dependent, and a name recognised once must not survive elsewhere in the document.
+    With ``name_parts``, the capitalised words of a several-word PERSON finding (given name, surname:
+    "Faina D. Yefremova" -> "Faina", "Yefremova") are propagated too."""
     values: dict[str, Finding] = {}
     for f in found:
         v = text[f.start:f.end]
         if len(v.strip()) >= PROPAGATE_MIN_CHARS and (v not in values or f.score > values[v].score):
             values[v] = f
+    if name_parts:
+        for f in found:
+            if f.entity_type != "PERSON":
+                continue
+            parts = _NAME_PART.findall(text[f.start:f.end])
+            if len(parts) < 2:
+                continue
+            for p in parts:
+                if len(p) >= 3 and p[0].isupper() and not p.isupper() and p not in values:
+                    values[p] = f
     if not values:
         return []
     covered = sorted((f.start, f.end) for f in found)
