@@ -42,7 +42,7 @@ def paragraph(rng: random.Random) -> str:
     pii = [f"Please contact {name} in {rng.choice(CITIES)}",
            f"at {name.split()[0].lower()}.{name.split()[1].lower()}@example.com",
            f"or call (212) 555-01{rng.randint(10, 99)}",
-           f"and wire the fee to IBAN DE89370400440532013000"]
+           "and wire the fee to IBAN DE89370400440532013000"]
     for i, p in enumerate(pii):
         words.insert(rng.randint(0, len(words)), p + ("." if i == len(pii) - 1 else ","))
     text = " ".join(words)

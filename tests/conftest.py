@@ -21,6 +21,24 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def all_strings(value) -> list[str]:
+    """Every string inside nested lists, tuples, dicts (e.g. rows of a table read with to_pylist)."""
+    out: list[str] = []
+
+    def walk(v):
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return out
+
+
 @pytest.fixture(scope="session")
 def spark():
     from lakedoc.config import load_config

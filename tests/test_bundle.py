@@ -5,8 +5,6 @@ import copy
 import json
 import re
 
-import pytest
-import yaml
 
 from conftest import ROOT, shared_path
 from lakedoc.runner import load_bundle, load_entry_point, task_specs

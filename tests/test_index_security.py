@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, all_strings
 
 UPSTREAM = ["ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg", "redact_pii", "classify",
             "embed", "index"]
@@ -21,23 +21,6 @@ def _missing_upstream() -> list[str]:
     job = yaml.safe_load((ROOT / "jobs" / "lakedoc.job.yml").read_text())["resources"]["jobs"]["lakedoc"]
     in_yaml = {t["task_key"] for t in job["tasks"]}
     return [t for t in UPSTREAM if t not in REGISTRY or t not in in_yaml]
-
-
-def _strings(rows: list[dict]) -> list[str]:
-    out: list[str] = []
-
-    def walk(v):
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-
-    walk(rows)
-    return out
 
 
 def test_index_holds_no_detected_pii(tmp_path, sample_dir, spark, caplog):
@@ -81,7 +64,7 @@ def test_index_holds_no_detected_pii(tmp_path, sample_dir, spark, caplog):
     # every value the analyzer detects in a document is absent from that document's index entries
     leaks = []
     for r in rows:
-        blob = "\n".join(_strings([r]))
+        blob = "\n".join(all_strings([r]))
         for v in detected.get(r["doc_id"], ()):
             if re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", blob):
                 leaks.append((r["file_name"], r["chunk_id"], v))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from email.message import EmailMessage
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, shared_path
-from lakedoc.config import load_config
 from lakedoc.runner import load_bundle, run_dag, select, task_specs
 from lakedoc.tables import LocalDeltaStore
 
@@ -155,7 +153,7 @@ def test_a_bad_configuration_fails_the_task_with_a_clear_error(spark, tmp_path):
 
 
 def test_only_patterns_and_dependency_skips():
-    from lakedoc.runner import Outcome, TaskSpec
+    from lakedoc.runner import TaskSpec
 
     bundle = load_bundle(ROOT)
     ctx = {f"var.{k}": v for k, v in bundle.variables().items()}

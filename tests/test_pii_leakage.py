@@ -11,32 +11,10 @@ import json
 import logging
 from pathlib import Path
 
-import pyarrow as pa
-import pytest
 
-from conftest import ROOT
+from conftest import ROOT, all_strings
 
 FORMATS_REQUIRED = {"docx", "pdf", "eml"}
-
-
-def _strings(table: pa.Table) -> list[str]:
-    """Every string in a table, nested lists/structs/maps included."""
-    out: list[str] = []
-
-    def walk(v):
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-
-    for col in table.columns:
-        for v in col.to_pylist():
-            walk(v)
-    return out
 
 
 def test_no_detected_value_leaks(tmp_path, sample_dir, spark, caplog, capfd):
@@ -81,7 +59,7 @@ def test_no_detected_value_leaks(tmp_path, sample_dir, spark, caplog, capfd):
     tables = [p.name for p in wh.iterdir() if (p / "_delta_log").is_dir() and p.name != "documents"]
     assert {"documents_redacted", "pii_findings", "pipeline_runs"} <= set(tables)
     for name in tables:
-        strings = _strings(store.read_arrow(name))
+        strings = all_strings(store.read_arrow(name).to_pylist())
         if name == "documents_redacted":
             continue  # checked per document above (a value missed in one document may appear there)
         blob = "\n".join(strings)

@@ -1,7 +1,6 @@
 """The redact_pii task on a hand-made bronze table: output tables, incrementality, deletes, errors."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import pyarrow as pa
 import pytest

@@ -38,7 +38,8 @@ def setup_logging(verbose: bool = False) -> None:
         root.addHandler(h)
     root.setLevel(level)
     for noisy in ("py4j", "pyspark", "urllib3", "azure", "httpx", "presidio-analyzer", "presidio-anonymizer",
-                  "sentence_transformers", "transformers", "lancedb", "mlflow", "filelock", "numexpr"):
+                  "sentence_transformers", "transformers", "lancedb", "mlflow", "filelock", "numexpr",
+                  "XGBoost-PySpark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

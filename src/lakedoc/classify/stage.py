@@ -302,7 +302,7 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
 
 
 def _run(ctx: TaskContext, classify: bool) -> TaskResult:
-    spark, store = ctx.spark, ctx.tables
+    store = ctx.tables
     plan = Plan(ctx.cfg, ctx.run_id, classify=classify)
     if not store.exists(REDACTED):
         ctx.log.warning("table %s does not exist yet: nothing to do", REDACTED)

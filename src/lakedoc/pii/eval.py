@@ -23,7 +23,6 @@ type) covers — what a reader of the redacted text would still see.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from lakedoc.config_schema import ConfigError
 
