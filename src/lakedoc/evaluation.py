@@ -589,17 +589,9 @@ def cmd_evaluate(args) -> int:
     skipped: dict[str, str] = {}
     for name in names:
         try:
-            method = load_method(name)
+            # MethodUnavailable: the method cannot be imported, or its fit lacks an optional input
+            res = evaluate_method(load_method(name), train, val, te, cfg, st)
         except MethodUnavailable as exc:
-            if args.method == "all":
-                print(f"skipping {name}: {exc}", file=sys.stderr)
-                skipped[name] = str(exc)
-                continue
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        try:
-            res = evaluate_method(method, train, val, te, cfg, st)
-        except MethodUnavailable as exc:  # raised by fit when an optional dependency/input is missing
             if args.method == "all":
                 print(f"skipping {name}: {exc}", file=sys.stderr)
                 skipped[name] = str(exc)
