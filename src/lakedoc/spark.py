@@ -86,7 +86,7 @@ def task_slots(spark) -> int:
     if master.startswith("local"):
         inner = master[master.find("[") + 1: master.find("]")] if "[" in master else "1"
         inner = inner.split(",")[0]
-        return os.cpu_count() or 1 if inner == "*" else int(inner)
+        return (os.cpu_count() or 1) if inner == "*" else int(inner)
     try:
         return int(conf.get("spark.default.parallelism"))
     except Exception:  # noqa: BLE001 - not set on every cluster
