@@ -156,6 +156,9 @@ class Config:
             node = node[p]
         return node
 
+    def with_overrides(self, sets: Mapping) -> "Config":
+        return Config(self.target, validate(deep_merge(self.data, sets)), self.conf_dir)
+
     def resolve_path(self, value: str | None) -> str | None:
         """Relative local paths in the config are relative to the repository root (conf/..)."""
         if not value or "://" in value or value.startswith(("/", "dbfs:")):
