@@ -5,6 +5,7 @@ import copy
 import json
 import re
 
+import yaml
 
 from conftest import ROOT, shared_path
 from lakedoc.runner import load_bundle, load_entry_point, task_specs
@@ -77,10 +78,159 @@ def test_bundle_shape():
     assert job["max_concurrent_runs"] == 1
     assert job["schedule"]["quartz_cron_expression"]
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
-    assert "gpu" in clusters["gpu"]["spark_version"] and clusters["gpu"]["spark_conf"]["spark.task.resource.gpu.amount"] == "1"
     assert "autoscale" not in clusters["cpu"]
     for t in job["tasks"]:
         assert t.get("max_retries", 0) >= 1, t["task_key"]
+
+
+def _clusters(bundle) -> dict[str, dict]:
+    return {(key, c["job_cluster_key"]): c["new_cluster"] for key, job in bundle.jobs.items()
+            for c in job["job_clusters"]}
+
+
+def test_clusters_run_the_lts_ml_runtime_of_the_table():
+    runtime = yaml.safe_load((ROOT / "conf" / "databricks_runtime.yml").read_text())
+    bundle = load_bundle(ROOT)
+    variables = bundle.variables()
+    clusters = _clusters(bundle)
+    assert clusters[("lakedoc", "cpu")]["spark_version"] == "${var.spark_version}"
+    assert clusters[("lakedoc", "gpu")]["spark_version"] == "${var.gpu_spark_version}"
+    assert clusters[("lakedoc_provision", "provision")]["spark_version"] == "${var.spark_version}"
+    assert variables["spark_version"] == runtime["spark_version"]["cpu"]
+    assert variables["gpu_spark_version"] == runtime["spark_version"]["gpu"]
+    for target in ("dev", "prod"):  # no target swaps in another runtime
+        assert "spark_version" not in bundle.variables(target) or \
+            bundle.variables(target)["spark_version"] == runtime["spark_version"]["cpu"]
+    for c in clusters.values():
+        assert c["data_security_mode"] == "SINGLE_USER"  # xgboost.spark and the ML runtime: dedicated mode
+    # the ML runtime ships xgboost: no task installs it (or anything else) from an index
+    for job in bundle.jobs.values():
+        for t in job["tasks"]:
+            assert all(set(lib) == {"whl"} for lib in t.get("libraries", [])), t["task_key"]
+
+
+def test_gpu_cluster_shares_each_gpu_between_a_few_tasks():
+    gpu = _clusters(load_bundle(ROOT))[("lakedoc", "gpu")]
+    task_amount = float(gpu["spark_conf"]["spark.task.resource.gpu.amount"])
+    assert 0 < task_amount < 1, "a whole GPU per task would serialise every stage of the GPU cluster"
+    assert gpu["spark_conf"]["spark.executor.resource.gpu.amount"] == "1"
+    assert 1 / task_amount == int(1 / task_amount) <= 8, "tasks (model copies) per GPU: a small whole number"
+
+
+REQUIRED = {"service_principal", "job_owner_group", "job_viewer_group", "search_endpoint"}
+
+
+def _unassigned(cfg: dict, target: str) -> set[str]:
+    """What the CLI reports as "no value assigned to required variable": every declared variable
+    needs a default or a value in the target, whether the target uses it or not."""
+    assigned = set((cfg["targets"][target].get("variables") or {}))
+    return {k for k, v in cfg["variables"].items() if "default" not in (v or {}) and k not in assigned}
+
+
+def test_identity_is_required_in_prod_and_never_a_placeholder():
+    cfg = load_bundle(ROOT).config
+    for name in REQUIRED:
+        assert "default" not in cfg["variables"][name], f"{name} must have no default (required in prod)"
+    assert _unassigned(cfg, "dev") == set(), "`bundle deploy -t dev` must need no --var"
+    assert _unassigned(cfg, "prod") == REQUIRED, "`-t prod` must fail until these are given"
+    texts = [(ROOT / "databricks.yml").read_text()] + [p.read_text() for p in (ROOT / "jobs").glob("*.yml")]
+    for text in texts:
+        assert not re.search(r"0{8}-0{4}-0{4}-0{4}-0{12}", text), "placeholder service principal"
+        assert "lakedoc-admins" not in text and "lakedoc-users" not in text, "placeholder group"
+    dev = cfg["targets"]["dev"]["variables"]
+    assert dev["service_principal"] == "${workspace.current_user.userName}"
+    prod = cfg["targets"]["prod"]
+    assert prod["run_as"] == {"service_principal_name": "${var.service_principal}"}
+    perms = {(p.get("group_name") or p.get("service_principal_name"), p["level"]) for p in prod["permissions"]}
+    assert perms == {("${var.service_principal}", "CAN_MANAGE"), ("${var.job_owner_group}", "CAN_MANAGE"),
+                     ("${var.job_viewer_group}", "CAN_VIEW")}
+
+
+def test_prod_deploys_to_a_shared_root_path():
+    prod = load_bundle(ROOT).config["targets"]["prod"]
+    root = prod["workspace"]["root_path"]
+    assert root.startswith("/Workspace/Shared/") and "${bundle.target}" in root and "current_user" not in root
+    assert "workspace" not in load_bundle(ROOT).config["targets"]["dev"], "dev keeps the per-user default"
+
+
+def test_unity_catalog_objects_are_bundle_resources():
+    cfg = load_bundle(ROOT).config
+    schema = cfg["resources"]["schemas"]["lakedoc"]
+    assert schema == {**schema, "catalog_name": "${var.catalog}", "name": "${var.schema}"}
+    volumes = cfg["resources"]["volumes"]
+    assert {"landing", "models", "index", "libs"} <= set(volumes)
+    for key, v in volumes.items():
+        assert v["name"] == key and v["catalog_name"] == "${var.catalog}"
+        assert v["schema_name"] == "${resources.schemas.lakedoc.name}", "created after (and in) the schema"
+    grants = {g["principal"]: set(g["privileges"]) for g in cfg["targets"]["prod"]["resources"]["schemas"]["lakedoc"]["grants"]}
+    assert {"USE_SCHEMA", "MODIFY", "CREATE_TABLE", "READ_VOLUME", "WRITE_VOLUME"} <= grants["${var.service_principal}"]
+    assert "SELECT" not in grants["${var.job_viewer_group}"], "bronze documents hold raw personal data"
+    # every volume a dev/prod configuration path names is declared, and no path hard-codes the catalog
+    for target in ("dev", "prod"):
+        text = (ROOT / "conf" / f"{target}.yml").read_text()
+        assert "/Volumes/main" not in text
+        paths = re.findall(r"/Volumes/\{tables\.catalog\}/\{tables\.schema\}/([A-Za-z0-9_-]+)", text)
+        assert paths and set(paths) <= set(volumes), (target, paths)
+        assert not re.findall(r"/Volumes/(?!\{tables\.catalog\}/\{tables\.schema\}/)", text)
+
+
+def test_catalog_schema_and_secrets_reach_the_clusters():
+    bundle = load_bundle(ROOT)
+    for (job, key), c in _clusters(bundle).items():
+        env = c["spark_env_vars"]
+        assert env["LAKEDOC__TABLES__CATALOG"] == "${var.catalog}"
+        # the schema resource's real name: in development mode it carries the per-user prefix
+        assert env["LAKEDOC__TABLES__SCHEMA"] == "${resources.schemas.lakedoc.name}"
+        assert env["LAKEDOC_TARGET"] == "${bundle.target}"
+        if job == "lakedoc":
+            assert env["HF_HUB_OFFLINE"] == "1"
+        else:
+            assert "HF_HUB_OFFLINE" not in env, "the provisioning cluster downloads from the hub"
+        for name, value in env.items():
+            if "KEY" in name or "SECRET" in name:
+                assert re.fullmatch(r"\{\{secrets/\$\{var\.secret_scope\}/[a-z-]+\}\}", value), (name, value)
+    cpu = _clusters(bundle)[("lakedoc", "cpu")]["spark_env_vars"]
+    assert cpu["LAKEDOC_PII_HASH_KEY"] == "{{secrets/${var.secret_scope}/pii-hash-key}}"
+    prod_cpu = bundle.config["targets"]["prod"]["resources"]["jobs"]["lakedoc"]["job_clusters"][0]
+    assert prod_cpu["job_cluster_key"] == "cpu"
+    assert prod_cpu["new_cluster"]["spark_env_vars"] == {
+        "LAKEDOC__INDEX__AZURE__ENDPOINT": "${var.search_endpoint}",
+        "LAKEDOC_SEARCH_API_KEY": "{{secrets/${var.secret_scope}/search-api-key}}"}
+    assert bundle.variables("dev")["secret_scope"] == "lakedoc-dev" and bundle.variables("prod")["secret_scope"] == "lakedoc"
+
+
+def test_prod_endpoint_comes_from_the_cluster_environment():
+    """The variable search_endpoint arrives as LAKEDOC__INDEX__AZURE__ENDPOINT (configuration layer 4)."""
+    from lakedoc.config import load_config
+
+    env = {"LAKEDOC__INDEX__AZURE__ENDPOINT": "https://svc.search.windows.net", "LAKEDOC__TABLES__SCHEMA": "s1",
+           "LAKEDOC__TABLES__CATALOG": "c1"}
+    cfg = load_config("prod", conf_dir=ROOT / "conf", environ=env)
+    assert cfg["index"]["backend"] == "azure_search"
+    assert cfg["index"]["azure"]["endpoint"] == "https://svc.search.windows.net"
+    assert cfg["encoder"]["cache_dir"] == "/Volumes/c1/s1/models/hf"
+    assert load_config("prod", conf_dir=ROOT / "conf", environ={})["index"]["azure"]["endpoint"] is None
+
+
+def test_dag_embed_beside_baselines_index_after_both():
+    deps = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in load_bundle(ROOT).jobs["lakedoc"]["tasks"]}
+    assert deps["classify"] == {"redact_pii"}
+    assert deps["baselines"] == {"classify"}
+    assert deps["embed"] == {"classify"}
+    assert deps["index"] == {"embed", "baselines"}
+
+
+def test_provision_job_is_manual_and_parses():
+    bundle = load_bundle(ROOT)
+    job = bundle.jobs["lakedoc_provision"]
+    assert "schedule" not in job and "trigger" not in job and "continuous" not in job
+    context = {"bundle.target": "prod", "workspace.file_path": str(ROOT), "job.run_id": "1",
+               "job.parameters.force": "false"}
+    (spec,) = task_specs(bundle, "lakedoc_provision", context)
+    args = _task_parser().parse_args(spec.parameters)
+    assert args.task == spec.key == "provision_models" and args.task in REGISTRY
+    assert args.set == ["provision.force=false"]
+    assert callable(load_entry_point(spec.python_file))
 
 
 def test_every_task_entry_point_exists_and_its_parameters_parse():

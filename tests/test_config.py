@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from lakedoc.config import ConfigError, load_config, parse_sets
+from lakedoc.config import ConfigError, interpolate, load_config, parse_sets
 from lakedoc.config_schema import SCHEMA
 
 
@@ -43,7 +43,7 @@ def test_bad_values_are_named(override, needle):
 
 
 def test_unknown_target():
-    with pytest.raises(ConfigError, match="allowed: local, dev, prod"):
+    with pytest.raises(ConfigError, match="unknown target 'staging'; allowed: local, .*dev, prod"):
         load_config("staging", conf_dir=ROOT / "conf")
 
 
@@ -74,3 +74,71 @@ def test_no_secret_values_in_conf_files():
     for f in (ROOT / "conf").rglob("*.yml"):
         text = f.read_text()
         assert not re.search(r"(?i)(password|api[_-]?key|secret|token)\s*:\s*['\"]?[A-Za-z0-9+/=_-]{12,}", text), f
+
+
+# --- {section.key} references, resolved after every layer ------------------------------------------
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_volume_paths_follow_catalog_and_schema(target):
+    paths = ("input.path", "encoder.cache_dir", "baselines.model_dir", "provision.libs_dir")
+    cfg = load_config(target, conf_dir=ROOT / "conf", environ={})
+    schema = cfg["tables"]["schema"]
+    assert cfg.get("input.path") == f"/Volumes/main/{schema}/landing"
+    # --set (the last layer) moves every derived path
+    moved = load_config(target, conf_dir=ROOT / "conf", environ={}, sets=["tables.catalog=corp", "tables.schema=s2"])
+    for key in paths:
+        assert moved.get(key) == cfg.get(key).replace(f"/Volumes/main/{schema}/", "/Volumes/corp/s2/"), key
+    # and so does the environment (the job clusters' LAKEDOC__TABLES__SCHEMA)
+    env = load_config(target, conf_dir=ROOT / "conf", environ={"LAKEDOC__TABLES__SCHEMA": "dev_ann_lakedoc_dev"})
+    assert env.get("encoder.cache_dir") == "/Volumes/main/dev_ann_lakedoc_dev/models/hf"
+    if target == "dev":
+        assert moved.get("index.lancedb.path") == "/Volumes/corp/s2/index/lancedb"
+
+
+def test_unknown_reference_names_the_key():
+    with pytest.raises(ConfigError) as exc:
+        load_config("local", conf_dir=ROOT / "conf", environ={}, sets=["input.path=/Volumes/{tables.catalgo}/x"])
+    assert "'input.path' refers to {tables.catalgo}, which is not a configuration key" in str(exc.value)
+    with pytest.raises(ConfigError, match=r"'encoder.cache_dir' refers to \{nosuch.key\}"):
+        load_config("local", conf_dir=ROOT / "conf", environ={}, sets=["encoder.cache_dir={nosuch.key}/hf"])
+
+
+def test_empty_section_and_circular_references_are_errors():
+    with pytest.raises(ConfigError, match=r"'input.path' refers to \{encoder.cache_dir\}, which is empty"):
+        load_config("local", conf_dir=ROOT / "conf", environ={}, sets=["input.path={encoder.cache_dir}/x"])
+    with pytest.raises(ConfigError, match="which is a section"):
+        load_config("local", conf_dir=ROOT / "conf", environ={}, sets=["input.path={pii.operators}/x"])
+    with pytest.raises(ConfigError, match="circular reference"):
+        interpolate({"a": {"x": "{b.y}"}, "b": {"y": "{a.x}"}}, schema={})
+
+
+def test_references_resolve_through_values_and_defaults_and_keep_types():
+    tree = {"tables": {"catalog": "c", "schema": "{tables.catalog}_s"},
+            "input": {"path": "/Volumes/{tables.catalog}/{tables.schema}/landing"},
+            "ingest": {"timeout_s": "{ingest.max_attachment_depth}"}}
+    out = interpolate(tree)
+    assert out["input"]["path"] == "/Volumes/c/c_s/landing"
+    assert out["ingest"]["timeout_s"] == 3  # a whole-string reference keeps the type; 3 is the schema default
+    assert tree["input"]["path"].startswith("/Volumes/{"), "the input tree is not modified"
+
+
+def test_bundle_and_regex_braces_are_not_references():
+    keep = {"a": {"b": "${var.catalog}/{{job.run_id}}/{{ job.parameters.x }}", "r": r"\d{1,6}(?:x){0,4}",
+                  "c": "{notadottedname}", "d": "{{tables.catalog}}"}}
+    assert interpolate(keep, schema={}) == keep
+    # the shipped regex recognizers pass through untouched
+    cfg = load_config("local", conf_dir=ROOT / "conf", environ={})
+    raw = yaml.safe_load((ROOT / "conf" / "base.yml").read_text())
+    assert cfg["pii"]["recognizers"] == raw["pii"]["recognizers"]
+
+
+def test_with_overrides_resolves_new_references():
+    cfg = load_config("dev", conf_dir=ROOT / "conf", environ={})
+    assert cfg.with_overrides({"baselines": {"train_path": "/Volumes/{tables.catalog}/{tables.schema}/landing/t.jsonl"}}) \
+        .get("baselines.train_path") == "/Volumes/main/lakedoc_dev/landing/t.jsonl"
+
+
+def test_runtime_table_is_not_a_configuration_layer():
+    """conf/databricks_runtime.yml sits in conf/ but is data for tests and docs, never loaded as a target."""
+    with pytest.raises(ConfigError, match="unknown target"):
+        load_config("databricks_runtime", conf_dir=ROOT / "conf")

@@ -8,6 +8,13 @@ Layers, later wins:
 4. environment ``LAKEDOC__SECTION__KEY=value``   (double underscores separate levels)
 5. ``--set section.key=value``        (what the bundle's task parameters and the local runner pass)
 
+After merging, string values may refer to other keys as ``{section.key}`` (e.g. ``input.path:
+/Volumes/{tables.catalog}/{tables.schema}/landing``): :func:`interpolate` replaces each reference
+with the merged value, so ``--set tables.catalog=x`` moves every path derived from it. The bundle's
+``${...}`` and the job's ``{{...}}`` references are left alone (a ``{`` preceded by ``$`` or ``{`` is
+not a reference). A reference to an unknown or empty key, or a cycle, is a :class:`ConfigError`
+naming the key that holds it.
+
 The merged mapping is validated against :data:`lakedoc.config_schema.SCHEMA`: an unknown key, a
 wrong type or a value outside the allowed set stops the run with a message naming the key, the
 value and what is allowed. No secret is ever read from these files: a secret is configured as a
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -25,7 +33,7 @@ import yaml
 
 from lakedoc.config_schema import SCHEMA, ConfigError, Field
 
-TARGETS = ("local", "dev", "prod")
+TARGETS = ("local", "rehearsal", "dev", "prod")
 ENV_PREFIX = "LAKEDOC__"
 
 
@@ -112,6 +120,69 @@ def _load_yaml(path: Path) -> dict:
     return data
 
 
+# ``{section.key}``: not after ``$`` (the bundle's ``${var.x}``) nor ``{`` (the job's ``{{job.run_id}}``),
+# at least one dot (regex quantifiers such as ``{1,6}`` never match), not followed by another ``}``.
+_REF = re.compile(r"(?<![${])\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)\}(?!\})")
+_MISSING = object()
+
+
+def _lookup(tree: Mapping, schema: Mapping, dotted: str) -> Any:
+    """The merged value at ``dotted``, else the schema default, else ``_MISSING``."""
+    node: Any = tree
+    for p in dotted.split("."):
+        if not isinstance(node, Mapping) or p not in node:
+            node = _MISSING
+            break
+        node = node[p]
+    if node is not _MISSING:
+        return node
+    spec: Any = schema
+    for p in dotted.split("."):
+        if not isinstance(spec, Mapping) or p not in spec:
+            return _MISSING
+        spec = spec[p]
+    return spec.default if isinstance(spec, Field) else _MISSING
+
+
+def interpolate(tree: Mapping, schema: Mapping = SCHEMA) -> dict:
+    """Resolve ``{section.key}`` references in string values against the merged ``tree``.
+
+    A string that is exactly one reference takes the referenced value as it is (a number stays a
+    number); otherwise each reference is replaced by the value's text. Referenced values may hold
+    references themselves. Returns a new tree; raises :class:`ConfigError` naming the key that holds
+    a reference to an unknown key, to an empty value or to a section, and for a cycle.
+    """
+
+    def resolve_ref(dotted: str, where: str, stack: tuple[str, ...]) -> Any:
+        if dotted in stack:
+            raise ConfigError(f"'{where}': circular reference {' -> '.join([*stack, dotted])}")
+        value = _lookup(tree, schema, dotted)
+        if value is _MISSING:
+            raise ConfigError(f"'{where}' refers to {{{dotted}}}, which is not a configuration key")
+        if value is None or value == "":
+            raise ConfigError(f"'{where}' refers to {{{dotted}}}, which is empty")
+        if isinstance(value, (Mapping, list)):
+            raise ConfigError(f"'{where}' refers to {{{dotted}}}, which is a section or a list, not a value")
+        return resolve_str(value, dotted, (*stack, dotted)) if isinstance(value, str) else value
+
+    def resolve_str(text: str, where: str, stack: tuple[str, ...]) -> Any:
+        whole = _REF.fullmatch(text)
+        if whole:
+            return resolve_ref(whole.group(1), where, stack)
+        return _REF.sub(lambda m: str(resolve_ref(m.group(1), where, stack)), text)
+
+    def walk(node: Any, where: str) -> Any:
+        if isinstance(node, Mapping):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str) and "{" in node:
+            return resolve_str(node, where, (where,))
+        return copy.deepcopy(node)
+
+    return walk(tree, "")
+
+
 def validate(tree: Mapping, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
     """Check every key against the schema, fill defaults, coerce numbers; return a new tree."""
     out: dict = {}
@@ -157,7 +228,7 @@ class Config:
         return node
 
     def with_overrides(self, sets: Mapping) -> "Config":
-        return Config(self.target, validate(deep_merge(self.data, sets)), self.conf_dir)
+        return Config(self.target, validate(interpolate(deep_merge(self.data, sets))), self.conf_dir)
 
     def resolve_path(self, value: str | None) -> str | None:
         """Relative local paths in the config are relative to the repository root (conf/..)."""
@@ -190,7 +261,7 @@ def load_config(
     tree = deep_merge(tree, env_overrides(environ))
     if sets:
         tree = deep_merge(tree, sets if isinstance(sets, Mapping) else parse_sets(sets))
-    return Config(target, validate(tree), cdir)
+    return Config(target, validate(interpolate(tree)), cdir)
 
 
-__all__ = ["Config", "ConfigError", "Field", "load_config", "parse_sets", "find_conf_dir", "TARGETS"]
+__all__ = ["Config", "ConfigError", "Field", "load_config", "parse_sets", "find_conf_dir", "interpolate", "TARGETS"]
