@@ -28,12 +28,108 @@ def test_synthetic_is_seeded_multilabel_and_covers_topics(tmp_path):
 
 
 def test_xgb_fails_early_when_workers_exceed_slots(spark):
-    from lakedoc.baselines.tfidf import check_xgb_workers
-    from lakedoc.spark import task_slots
+    from lakedoc.baselines.tfidf import check_xgb_workers, xgb_task_slots
+    from lakedoc.spark import is_connect
 
-    check_xgb_workers(spark, task_slots(spark))
+    if is_connect(spark):
+        pytest.skip("XGBoost's barrier mode needs a classic session (see the Connect fail-fast tests)")
+    # a classic session: the scheduler's own count of task slots, not a guess from the configuration
+    slots = xgb_task_slots(spark)
+    assert slots == spark.sparkContext.defaultParallelism >= 1
+    check_xgb_workers(spark, slots)
     with pytest.raises(ValueError, match="barrier mode"):
-        check_xgb_workers(spark, task_slots(spark) + 1)
+        check_xgb_workers(spark, slots + 1)
+
+
+class _ConnectStandIn:
+    """Stands in for a Spark Connect session (serverless, standard access mode): no server needed."""
+
+
+@pytest.fixture()
+def connect(monkeypatch):
+    import lakedoc.spark
+
+    real = lakedoc.spark.is_connect
+    monkeypatch.setattr(lakedoc.spark, "is_connect", lambda s: isinstance(s, _ConnectStandIn) or real(s))
+    return _ConnectStandIn()
+
+
+class _RunsOnlyStore:
+    """A table store that only takes the pipeline_runs record: any read or write of data fails the test."""
+
+    def __init__(self):
+        self.runs = []
+
+    def merge(self, table, data, **kw):
+        assert table == "pipeline_runs", f"the task touched {table} before failing"
+        self.runs.extend(data.to_pylist())
+
+    def __getattr__(self, name):
+        pytest.fail(f"the task used the table store ({name}) before failing")
+
+
+def test_xgb_methods_fail_at_once_on_spark_connect(connect, monkeypatch):
+    from lakedoc.baselines import stage
+    from lakedoc.baselines.tfidf import NeedsClassicSpark
+    from lakedoc.config import load_config
+    from lakedoc.tasks import TaskContext, run_task
+
+    for name in ("load_labelled", "evaluate_method", "load_method"):
+        monkeypatch.setattr(stage, name, lambda *a, _n=name, **k: pytest.fail(f"{_n} ran before the check"))
+    store = _RunsOnlyStore()
+    cfg = load_config("local", sets=["baselines.methods=[tfidf_lr, tfidf_xgb]"], environ={})
+    run = run_task("baselines", cfg, run_id="c1", spark=connect, tables=store)
+    assert run.status == "failed"
+    msg = run.error.split(": ", 1)[1]
+    assert run.error.startswith("NeedsClassicSpark: ")
+    assert msg == ("baselines method tfidf_xgb needs a classic Spark session (a dedicated/single-user cluster): "
+                   "XGBoost's distributed training uses barrier RDD tasks, which Spark Connect (serverless, "
+                   "standard access mode) does not offer; remove it from baselines.methods or run the baselines "
+                   "task on a dedicated cluster.")
+    assert store.runs[0]["status"] == "failed" and store.runs[0]["error"] == run.error
+
+    both = cfg.with_overrides({"baselines": {"methods": ["embedding_xgb", "tfidf_lr", "tfidf_xgb"]}})
+    with pytest.raises(NeedsClassicSpark) as info:
+        stage.run(TaskContext(task="baselines", run_id="c2", cfg=both, spark=connect, tables=store))
+    assert str(info.value).startswith("baselines methods embedding_xgb, tfidf_xgb need a classic Spark session")
+    assert "remove them from baselines.methods" in str(info.value)
+
+
+def test_lr_methods_are_allowed_on_spark_connect_and_xgb_on_classic(connect, spark):
+    from lakedoc.baselines.embedding import EmbeddingXGB
+    from lakedoc.baselines.tfidf import NeedsClassicSpark, TfidfXGB, check_classic_spark
+    from lakedoc.evaluation import MethodUnavailable
+
+    from lakedoc.spark import is_connect
+
+    check_classic_spark(connect, ["tfidf_lr", "embedding_lr", "zero_shot"])  # Spark ML works on Connect
+    if is_connect(spark):  # the test session itself is Spark Connect (LAKEDOC_TEST_SPARK_MODE=connect)
+        with pytest.raises(NeedsClassicSpark):
+            check_classic_spark(spark, ["tfidf_xgb"])
+    else:
+        check_classic_spark(spark, ["tfidf_xgb", "embedding_xgb"])  # a classic session: fine
+    # the method itself refuses too (``lakedoc evaluate`` reports it as unavailable and goes on)
+    for cls in (TfidfXGB, EmbeddingXGB):
+        with pytest.raises(NeedsClassicSpark, match=f"method {cls.name} needs a classic Spark session") as info:
+            cls()._check(connect, {"xgb_num_workers": 1})
+        assert isinstance(info.value, MethodUnavailable)
+
+
+def test_cached_features_are_unpersisted_when_a_fit_fails(spark, monkeypatch):
+    from lakedoc.baselines.tfidf import TfidfLogReg
+    from lakedoc.config import load_config
+
+    frames = _spy_cached(monkeypatch)
+
+    class Broken(TfidfLogReg):
+        def _estimator(self, params, label_col, weight_col):
+            raise RuntimeError("estimator exploded")
+
+    df = spark.createDataFrame([("a", "wheat prices rise", ["grain"]), ("b", "oil prices fall", ["crude"])],
+                               "doc_id string, text string, labels array<string>")
+    with pytest.raises(RuntimeError, match="exploded"):
+        Broken().fit_df(df, ["crude", "grain"], load_config("local", sets=FAST, environ={}))
+    assert len(frames) == 1 and frames[0].is_cached is False
 
 
 def _reuters_slice(n: int, labels: set[str]) -> list[dict]:
@@ -71,7 +167,16 @@ def _write_redacted(store, recs):
     store.merge("documents_redacted", pa.Table.from_pylist(rows), keys=["doc_id"])
 
 
-def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path):
+def _spy_cached(monkeypatch) -> list:
+    import lakedoc.spark
+
+    frames = []
+    real = lakedoc.spark.cached
+    monkeypatch.setattr(lakedoc.spark, "cached", lambda df: frames.append(real(df)) or frames[-1])
+    return frames
+
+
+def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path, monkeypatch):
     from deltalake import DeltaTable
 
     from lakedoc.baselines.stage import EVALUATIONS, PREDICTIONS
@@ -101,14 +206,22 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path):
     store.merge("embeddings", pa.Table.from_pylist(emb, schema=pa.schema([
         ("chunk_id", pa.string()), ("doc_id", pa.string()), ("model", pa.string()), ("dimension", pa.int32()),
         ("vector", pa.list_(pa.float32()))])), keys=["chunk_id", "model"])
+    from lakedoc.spark import is_connect
+
+    # XGBoost needs a classic session; on a Spark Connect test session the LR methods run alone
+    methods = ["tfidf_lr", "embedding_lr"] + ([] if is_connect(spark) else ["tfidf_xgb"])
     cfg = load_config("local", sets=FAST + [f"tables.warehouse={wh}", "baselines.labels_table=doc_labels",
-                                            "baselines.methods=[tfidf_lr, tfidf_xgb, embedding_lr]",
+                                            f"baselines.methods=[{', '.join(methods)}]",
                                             "baselines.generate_synthetic=false"])
+    frames = _spy_cached(monkeypatch)
     run = run_task("baselines", cfg, run_id="r1", spark=spark, tables=store)
     assert run.status == "succeeded", run.error
+    # document vectors (stage) + features of each method (fit) went through lakedoc.spark.cached, and
+    # every one of them is unpersisted by the end
+    assert len(frames) == len(methods) + 1 and not [f for f in frames if f.is_cached]
     det = run.result.details
     assert det["data_source"] == "table:doc_labels" and det["labelled_docs"] == 100
-    assert set(det["methods"]) == {"tfidf_lr", "tfidf_xgb", "embedding_lr"}
+    assert set(det["methods"]) == set(methods)
     assert det["embedding_model"] == "toy"
     # the embedding head learnt from the stored vectors (no encoder involved: every text had a vector)
     assert det["methods"]["embedding_lr"]["micro_f1"] > 0.8
@@ -116,7 +229,7 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path):
 
     preds = store.read_arrow(PREDICTIONS).to_pandas()
     n_labels = len(TOPICS)
-    for m in ("tfidf_lr", "tfidf_xgb", "embedding_lr"):
+    for m in methods:
         p = preds[preds["method"] == m]
         assert len(p) == 120 * n_labels  # every ok document x every label; not the broken one
         assert set(p["doc_id"]) == {r["doc_id"] for r in docs}
@@ -129,7 +242,7 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path):
     assert np.mean([lr.get(d, set()) == truth[d] for d in truth]) > 0.7
 
     ev_rows = store.read_arrow(EVALUATIONS).to_pylist()
-    assert {r["method"] for r in ev_rows} == {"tfidf_lr", "tfidf_xgb", "embedding_lr"}
+    assert {r["method"] for r in ev_rows} == set(methods)
     row = next(r for r in ev_rows if r["method"] == "tfidf_lr")
     assert row["micro_f1"] > 0.8 and row["n_labels"] == n_labels
     assert row["n_train"] + row["n_validation"] + row["n_test"] <= 100

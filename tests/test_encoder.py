@@ -6,7 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from lakedoc.encoder import EncoderSettings, get_encoder, padded_tokens, pick_device, plan_batches, resolve_model
+from lakedoc.encoder import (EncoderSettings, get_encoder, local_path, padded_tokens, pick_device, plan_batches,
+                             resolve_model)
 
 
 def _check_cover(batches, n):
@@ -48,6 +49,24 @@ def test_packaged_model_alias_resolves_offline():
     assert (__import__("pathlib").Path(path) / "config.json").is_file()
     assert resolve_model("intfloat/multilingual-e5-base") == ("intfloat/multilingual-e5-base",) * 2
 
+
+
+@pytest.mark.parametrize("uri,path", [
+    # Unity Catalog volumes are FUSE-mounted at /Volumes, not under /dbfs
+    ("dbfs:/Volumes/main/lakedoc/models/e5", "/Volumes/main/lakedoc/models/e5"),
+    ("dbfs:///Volumes/main/lakedoc/models/e5", "/Volumes/main/lakedoc/models/e5"),
+    ("dbfs:/Volumes", "/Volumes"),
+    # the rest of DBFS is under /dbfs
+    ("dbfs:/models/e5", "/dbfs/models/e5"),
+    ("dbfs:/VolumesX/e5", "/dbfs/VolumesX/e5"),
+    ("dbfs:/mnt/x/Volumes/y", "/dbfs/mnt/x/Volumes/y"),
+    # not DBFS: unchanged
+    ("/Volumes/main/lakedoc/models/e5", "/Volumes/main/lakedoc/models/e5"),
+    ("intfloat/multilingual-e5-base", "intfloat/multilingual-e5-base"),
+])
+def test_dbfs_uris_map_to_the_fuse_paths(uri, path):
+    assert local_path(uri) == path
+    assert resolve_model(uri) == (path, path)
 
 @pytest.fixture(scope="module")
 def enc():

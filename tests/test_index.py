@@ -167,3 +167,115 @@ def test_search_cli_prints_hits(env, spark, capsys, monkeypatch):
     assert rc == 0
     assert out.splitlines()[0].startswith(" 1. 1.0000  file2.pptx [page 2]  (pptx)  labels: earn 0.90")
     assert "chunk 1 of document 2" in out
+
+
+class _NoInPlaceWrites:
+    """A LanceDB connection on a mount without hard links: Lance's commits fail there, reads work."""
+
+    WRITES = {"merge_insert", "add", "delete", "update", "create_index", "create_fts_index", "create_scalar_index",
+              "optimize", "compact_files", "cleanup_old_versions", "create_table", "drop_table"}
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        if name in self.WRITES:
+            raise OSError(95, f"{name}: hard link not supported on this mount (simulated volume)")
+        attr = getattr(self._inner, name)
+        if name == "open_table":
+            return lambda *a, **kw: _NoInPlaceWrites(attr(*a, **kw))
+        return attr
+
+
+@pytest.fixture()
+def volume(tmp_path, monkeypatch):
+    """A tmp folder standing in for /Volumes/<catalog>/<schema>/index: no hard links, no in-place Lance writes."""
+    import errno
+    import os
+
+    import lancedb
+
+    root = tmp_path / "volume"
+    real_link, real_connect = os.link, lancedb.connect
+    connected = []
+
+    def link(src, dst, *a, **kw):
+        if str(root) in str(src) or str(root) in str(dst):
+            raise OSError(errno.EPERM, "Operation not permitted", str(dst))
+        return real_link(src, dst, *a, **kw)
+
+    def connect(uri, *a, **kw):
+        connected.append(str(uri))
+        db = real_connect(uri, *a, **kw)
+        return _NoInPlaceWrites(db) if str(root) in str(uri) else db
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(lancedb, "connect", connect)
+    return root, connected
+
+
+def test_index_on_a_folder_without_hard_links_is_staged_locally_and_copied(env, spark, volume):
+    from lakedoc.index.backends.lancedb_backend import LanceDBBackend, supports_hard_links
+
+    root, connected = volume
+    cfg, store = env
+    path = root / "index" / "lancedb"
+    cfg = cfg.with_overrides({"index": {"lancedb": {"path": str(path)}}})
+    assert not supports_hard_links(path) and supports_hard_links(path.parents[2] / "elsewhere")
+    assert list(path.iterdir()) == []  # the probe leaves nothing behind
+    # the simulation bites: writing the dataset in place fails, as on a volume
+    with pytest.raises(OSError, match="hard link"):
+        LanceDBBackend(path, "probe", staging=False).ensure_index(4)
+
+    corpus = Corpus(n_docs=6, chunks_per_doc=3)
+    corpus.write(store, cfg)
+    first = _index(cfg, store, spark)
+    assert first.details["sent"] == 18 and first.details["failed"] == 0
+    dataset = path / f"{cfg['index']['name']}.lance"
+    assert list((dataset / "_versions").glob("*.manifest")) and list((dataset / "data").glob("*.lance"))
+    scratch = [p for p in connected if str(root) not in p]
+    assert scratch, "writes went to a local scratch folder"
+    assert not any(__import__("os").path.exists(p) for p in scratch), "the scratch copy is removed at close"
+
+    # a fresh reader opens the copy on the "volume": exact search, filters and the full-text index work
+    reader = open_backend(cfg)
+    assert reader.staged and reader.count() == 18
+    target = "doc004-1"
+    hit = reader.search(corpus.vector(target), None, k=3)[0]
+    assert hit.chunk_id == target and hit.score == pytest.approx(1.0, abs=1e-5) and hit.labels == ["crude"]
+    hybrid = reader.search(corpus.vector(target), "token4x1 crude", mode="hybrid", k=3)
+    assert hybrid[0].chunk_id == target
+    assert reader.work is None  # reading did not copy anything down
+
+    # second run: changes, deletions and label updates land on the volume without duplicates
+    corpus.chunks = [c for c in corpus.chunks if c["chunk_id"] != "doc000-2"]
+    c0 = next(c for c in corpus.chunks if c["chunk_id"] == "doc000-0")
+    c0["text"], c0["text_hash"], c0["vector"] = "rewritten text about wheat", "h-new", corpus.vector("doc003-0")
+    corpus.deleted.add("doc001")
+    corpus.write(store, cfg, run_id="r2")
+    res = _index(cfg, store, spark)
+    assert res.details["sent"] == 1 and res.details["deleted"] == 4
+    after = open_backend(cfg)
+    ids = after.table.to_arrow().column("chunk_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 18 - 4
+    assert set(ids) == {c["chunk_id"] for c in corpus.chunks if c["doc_id"] != "doc001"}
+    hits = after.search(corpus.vector("doc003-0"), None, k=2)
+    assert {h.chunk_id for h in hits} == {"doc000-0", "doc003-0"}
+    assert next(h for h in hits if h.chunk_id == "doc000-0").text == "rewritten text about wheat"
+    # every file a manifest on the volume names is there: a full read of every column succeeds
+    assert after.table.to_arrow().num_rows == 14
+    assert _index(cfg, store, spark).details["sent"] == 0
+
+
+def test_plain_local_folder_is_written_in_place(tmp_path, monkeypatch):
+    from lakedoc.index.backends import lancedb_backend as lb
+
+    monkeypatch.setattr(lb.shutil, "copytree", lambda *a, **kw: pytest.fail("no staging copy for a local folder"))
+    b = lb.LanceDBBackend(tmp_path / "lance", "t")
+    assert b.staged is False
+    assert b.ensure_index(4) is True
+    b.upsert([{"chunk_id": "c1", "doc_id": "d1", "text": "x", "vector": [1.0, 0, 0, 0], "labels": [],
+               "label_scores": []}])
+    assert b.work is None and b.count() == 1
+    assert (tmp_path / "lance" / "t.lance" / "_versions").is_dir()
+    assert lb.needs_staging("/Volumes/main/lakedoc_dev/index/lancedb") is True

@@ -90,9 +90,23 @@ def resolve_model(name: str) -> tuple[str, str]:
                 f"{pkg.replace('_', '-')}, which is not installed (pip install {pkg.replace('_', '-')})"
             ) from None
         return str(path), canonical
-    if name.startswith("dbfs:/"):
-        name = "/dbfs/" + name[len("dbfs:/"):]
+    name = local_path(name)
     return name, name
+
+
+def local_path(path: str) -> str:
+    """A ``dbfs:`` URI as the driver/worker file path that sentence-transformers can open.
+
+    Unity Catalog volumes are mounted (FUSE) at ``/Volumes/...`` — ``dbfs:/Volumes/c/s/v/x`` is
+    ``/Volumes/c/s/v/x``, not ``/dbfs/Volumes/...``; other DBFS paths are under ``/dbfs``
+    (``dbfs:/models/x`` -> ``/dbfs/models/x``). Anything else is returned unchanged.
+    """
+    if not path.startswith("dbfs:"):
+        return path
+    rest = "/" + path[len("dbfs:"):].lstrip("/")
+    if rest == "/Volumes" or rest.startswith("/Volumes/"):
+        return rest
+    return "/dbfs" + rest
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -159,7 +173,7 @@ class Encoder:
             precision = "fp32"
         self.precision = precision
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        kw = {"cache_folder": settings.cache_dir} if settings.cache_dir else {}
+        kw = {"cache_folder": local_path(settings.cache_dir)} if settings.cache_dir else {}
         self.model = SentenceTransformer(load_from, device=self.device, **kw)
         if precision == "fp16":
             self.model.half()
@@ -284,7 +298,7 @@ def text_hash(text: str) -> str:
 
 
 __all__ = ["Encoder", "EncoderSettings", "get_encoder", "plan_batches", "padded_tokens", "resolve_model",
-           "pick_device", "configure_worker_threads", "text_hash", "PACKAGED_MODELS"]
+           "local_path", "pick_device", "configure_worker_threads", "text_hash", "PACKAGED_MODELS"]
 
 
 def _main() -> None:  # pragma: no cover - manual smoke test

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ REGISTRY: dict[str, str] = {
     "embed": "lakedoc.classify.stage:run_embed",
     "baselines": "lakedoc.baselines.stage:run",
     "index": "lakedoc.index.stage:run",
+    "provision_models": "lakedoc.provision:run",
 }
 
 PIPELINE_RUNS_SCHEMA = pa.schema([
@@ -106,7 +106,11 @@ def record_run(tables, cfg: Config, run: TaskRun) -> None:
 
 def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str | None = None,
              spark=None, tables=None) -> TaskRun:
-    """Run one DAG task and record it. Never raises for a stage failure: the returned TaskRun says."""
+    """Run one DAG task and record it. Never raises for a stage failure: the returned TaskRun says.
+
+    A failed stage is logged once, at ERROR, with its traceback; ``pipelines/task.py`` then exits 1 so
+    the Databricks task fails too.
+    """
     from lakedoc.spark import get_spark
     from lakedoc.tables import open_store
 
@@ -123,8 +127,9 @@ def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str 
         result = func(ctx) or TaskResult()
     except Exception as exc:  # noqa: BLE001 - a failed task is recorded, then reported by the caller
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-        log.error("task %s failed: %s", task, error)
-        log.debug("%s", traceback.format_exc())
+        # the one place a task's failure is explained: at ERROR with the full traceback (a Databricks
+        # job shows the driver's stderr); pipeline_runs keeps the short ``error`` string only
+        log.error("task %s failed: %s", task, error, exc_info=True)
     ended = datetime.now(timezone.utc)
     run = TaskRun(task, run_id, status, started, ended, result, error)
     try:

@@ -88,7 +88,7 @@ class SparkMultiLabel(Method):
         return self.feature_model.transform(df)
 
     def fit_df(self, df, label_names: Sequence[str], cfg) -> None:
-        from pyspark.sql import functions as F
+        from lakedoc.spark import cached
 
         spark = self._get_spark(cfg)
         self.params = _section(cfg)
@@ -97,7 +97,15 @@ class SparkMultiLabel(Method):
         pipe = self._feature_pipeline(self.params)
         t0 = time.perf_counter()
         self.feature_model = pipe.fit(df) if pipe is not None else None
-        feats = self.featurize(df).select("features", "labels").cache()
+        feats = cached(self.featurize(df).select("features", "labels"))
+        try:
+            self._fit_labels(spark, feats, t0)
+        finally:
+            uncache(feats)
+
+    def _fit_labels(self, spark, feats, t0: float) -> None:
+        from pyspark.sql import functions as F
+
         n = feats.count()
         counts = {r["label"]: r["n"] for r in
                   feats.select(F.explode("labels").alias("label")).groupBy("label").agg(F.count("*").alias("n"))
@@ -116,14 +124,12 @@ class SparkMultiLabel(Method):
             return self._estimator(self.params, "_y", "_w").fit(data)
 
         par = max(1, min(int(self.params.get("parallel_labels", 4)), self._max_parallel(spark, self.params)))
-        try:
-            if par > 1:
-                with ThreadPoolExecutor(par) as ex:
-                    self.models = list(ex.map(fit_one, range(len(self.label_names))))
-            else:
-                self.models = [fit_one(j) for j in range(len(self.label_names))]
-        finally:
-            feats.unpersist()
+        init = _thread_session(spark)
+        if par > 1:
+            with ThreadPoolExecutor(par, initializer=init) as ex:
+                self.models = list(ex.map(fit_one, range(len(self.label_names))))
+        else:
+            self.models = [fit_one(j) for j in range(len(self.label_names))]
 
     def score_df(self, df, id_col: str = "doc_id"):
         """``(id_col, input_col)`` -> ``(id_col, scores array<double>)`` in :attr:`label_names` order."""
@@ -201,6 +207,28 @@ class SparkMultiLabel(Method):
         model_cls = inst._load_model_class()
         inst.models = [model_cls.load(f"{path}/label_{j:03d}") for j in range(len(inst.label_names))]
         return inst
+
+
+def _thread_session(spark):
+    """The initializer that lets a pool thread fit Spark ML models (``None`` on a classic session).
+
+    A Spark Connect client keeps its active session per thread, and Spark ML's Connect client looks it up
+    (``SparkSession.getActiveSession()``, e.g. for a model's training summary): in a fresh pool thread
+    there is none and the fit fails. The initializer makes ``spark`` active there.
+    """
+    from lakedoc.spark import activate, is_connect
+
+    if not is_connect(spark):
+        return None
+    return lambda: activate(spark)
+
+
+def uncache(df) -> None:
+    """``df.unpersist()``, tolerating compute that never cached it (serverless rejects the call too)."""
+    try:
+        df.unpersist()
+    except Exception as exc:  # noqa: BLE001 - nothing cached: nothing to free
+        log.debug("unpersist not available here: %s", str(exc).splitlines()[0][:160] if str(exc) else exc)
 
 
 def _local(path: str) -> Path | None:

@@ -146,8 +146,14 @@ def prediction_rows(scores_df, method: str, label_names, thresholds, model_id: s
 def run(ctx: TaskContext) -> TaskResult:
     from pyspark.sql import functions as F
 
+    from lakedoc.baselines.spark_models import uncache
+    from lakedoc.baselines.tfidf import check_classic_spark
+    from lakedoc.spark import cached
+
     cfg, store, spark, log = ctx.cfg, ctx.tables, ctx.spark, ctx.log
     sec = cfg["baselines"]
+    # first of all, before reading or training anything: XGBoost cannot train on Spark Connect
+    check_classic_spark(spark, sec["methods"])
     records, source = load_labelled(ctx)
     details: dict = {"data_source": source, "labelled_docs": len(records), "methods": {}}
     if not records:
@@ -169,85 +175,87 @@ def run(ctx: TaskContext) -> TaskResult:
         log.warning("%s does not exist: models are trained and evaluated, no predictions written", REDACTED)
 
     doc_vecs, lookup = None, {}
-    if any(m in EMBEDDING_METHODS for m in sec["methods"]) and store.exists(EMBEDDINGS):
-        doc_vecs, emb_model = _doc_vectors(spark, store, sec.get("embedding_model"))
-        if doc_vecs is not None:
-            doc_vecs = doc_vecs.cache()
-            details["embedding_model"] = emb_model
-            if source.startswith("table:"):
-                ids = {r["doc_id"]: content_hash(r["text"]) for r in records}
-                for r in doc_vecs.filter(F.col("doc_id").isin(list(ids))).toArrow().to_pylist():
-                    lookup[ids[r["doc_id"]]] = np.asarray(r["vector"], dtype=np.float32)
+    try:
+        if any(m in EMBEDDING_METHODS for m in sec["methods"]) and store.exists(EMBEDDINGS):
+            doc_vecs, emb_model = _doc_vectors(spark, store, sec.get("embedding_model"))
+            if doc_vecs is not None:
+                doc_vecs = cached(doc_vecs)
+                details["embedding_model"] = emb_model
+                if source.startswith("table:"):
+                    ids = {r["doc_id"]: content_hash(r["text"]) for r in records}
+                    for r in doc_vecs.filter(F.col("doc_id").isin(list(ids))).toArrow().to_pylist():
+                        lookup[ids[r["doc_id"]]] = np.asarray(r["vector"], dtype=np.float32)
 
-    written = 0
-    eval_rows = []
-    for name in sec["methods"]:
-        t0 = time.perf_counter()
-        try:
-            method = load_method(name)
-        except MethodUnavailable as exc:
-            log.warning("skipping %s: %s", name, exc)
-            details["methods"][name] = {"skipped": str(exc)}
-            continue
-        if name in EMBEDDING_METHODS:
-            method.vector_lookup = lookup
-        try:
-            res = evaluate_method(method, train, val, test, cfg, st)
-        except MethodUnavailable as exc:
-            log.warning("skipping %s: %s", name, exc)
-            details["methods"][name] = {"skipped": str(exc)}
-            continue
-        model_id = f"{name}-{ctx.run_id}"
-        path = f"{root}/{name}/{model_id}"
-        method.save(path)
-        mlflow_id = None
-        if sec["mlflow_enabled"]:
+        written = 0
+        eval_rows = []
+        for name in sec["methods"]:
+            t0 = time.perf_counter()
             try:
-                from lakedoc.baselines.tracking import log_evaluation
-
-                mlflow_id = log_evaluation(cfg, res, source="task", run_id=ctx.run_id, model_path=path,
-                                           extra_params={"data_source": source})
-            except Exception as exc:  # noqa: BLE001 - tracking must not fail the task
-                log.warning("MLflow logging failed for %s: %s", name, exc)
-        n_pred = 0
-        if docs is not None:
+                method = load_method(name)
+            except MethodUnavailable as exc:
+                log.warning("skipping %s: %s", name, exc)
+                details["methods"][name] = {"skipped": str(exc)}
+                continue
             if name in EMBEDDING_METHODS:
-                inp = doc_vecs.join(docs.select("doc_id"), "doc_id") if doc_vecs is not None else None
-            else:
-                inp = docs
-            if inp is not None and sec["predict_all"]:
-                rows = prediction_rows(method.score_df(inp), name, method.label_names, res.thresholds, model_id,
-                                       ctx.run_id)
-                r = store.merge(PREDICTIONS, rows, keys=["doc_id", "label", "method"], scope={"method": name},
-                                partition_by=["method"], replace_within="doc_id")
-                n_pred = r.written
-                written += r.written
-        m = res.metrics
-        eval_rows.append({
-            "run_id": ctx.run_id, "method": name, "model_id": model_id, "data_source": source,
-            "n_train": res.sizes["train"], "n_validation": res.sizes["validation"], "n_test": res.sizes["test"],
-            "n_labels": res.sizes["labels"],
-            **{k: float(m[k]) for k in ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall",
-                                        "macro_precision", "macro_recall", "weighted_precision",
-                                        "weighted_recall", "subset_accuracy")},
-            "per_label": json.dumps(m["per_label"], sort_keys=True),
-            "threshold_sweep": json.dumps(res.sweep), "thresholds": json.dumps(res.thresholds.to_dict()),
-            "preparation": json.dumps(res.preparation, default=str), "train_seconds": res.train_seconds,
-            "predict_seconds": res.predict_seconds, "model_path": path, "mlflow_run_id": mlflow_id,
-            "created_at": datetime.now(timezone.utc),
-        })
-        store.merge(EVALUATIONS, pa.Table.from_pylist([eval_rows[-1]], schema=EVALUATIONS_SCHEMA),
-                    keys=["run_id", "method"], scope={"method": name}, partition_by=["method"])
-        details["methods"][name] = {"micro_f1": round(m["micro_f1"], 4), "macro_f1": round(m["macro_f1"], 4),
-                                    "labels": res.sizes["labels"], "predictions_written": n_pred,
-                                    "model_path": path, "mlflow_run_id": mlflow_id,
-                                    "seconds": round(time.perf_counter() - t0, 1)}
-        if name in EMBEDDING_METHODS:
-            details["methods"][name]["encoded_texts"] = int(getattr(method, "encoded", 0))
-        log.info("%s: micro-F1 %.3f macro-F1 %.3f on %d test docs; %d prediction rows written", name,
-                 m["micro_f1"], m["macro_f1"], res.sizes["test"], n_pred)
-    if doc_vecs is not None:
-        doc_vecs.unpersist()
+                method.vector_lookup = lookup
+            try:
+                res = evaluate_method(method, train, val, test, cfg, st)
+            except MethodUnavailable as exc:
+                log.warning("skipping %s: %s", name, exc)
+                details["methods"][name] = {"skipped": str(exc)}
+                continue
+            model_id = f"{name}-{ctx.run_id}"
+            path = f"{root}/{name}/{model_id}"
+            method.save(path)
+            mlflow_id = None
+            if sec["mlflow_enabled"]:
+                try:
+                    from lakedoc.baselines.tracking import log_evaluation
+
+                    mlflow_id = log_evaluation(cfg, res, source="task", run_id=ctx.run_id, model_path=path,
+                                               extra_params={"data_source": source})
+                except Exception as exc:  # noqa: BLE001 - tracking must not fail the task
+                    log.warning("MLflow logging failed for %s: %s", name, exc)
+            n_pred = 0
+            if docs is not None:
+                if name in EMBEDDING_METHODS:
+                    inp = doc_vecs.join(docs.select("doc_id"), "doc_id") if doc_vecs is not None else None
+                else:
+                    inp = docs
+                if inp is not None and sec["predict_all"]:
+                    rows = prediction_rows(method.score_df(inp), name, method.label_names, res.thresholds, model_id,
+                                           ctx.run_id)
+                    r = store.merge(PREDICTIONS, rows, keys=["doc_id", "label", "method"], scope={"method": name},
+                                    partition_by=["method"], replace_within="doc_id")
+                    n_pred = r.written
+                    written += r.written
+            m = res.metrics
+            eval_rows.append({
+                "run_id": ctx.run_id, "method": name, "model_id": model_id, "data_source": source,
+                "n_train": res.sizes["train"], "n_validation": res.sizes["validation"], "n_test": res.sizes["test"],
+                "n_labels": res.sizes["labels"],
+                **{k: float(m[k]) for k in ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall",
+                                            "macro_precision", "macro_recall", "weighted_precision",
+                                            "weighted_recall", "subset_accuracy")},
+                "per_label": json.dumps(m["per_label"], sort_keys=True),
+                "threshold_sweep": json.dumps(res.sweep), "thresholds": json.dumps(res.thresholds.to_dict()),
+                "preparation": json.dumps(res.preparation, default=str), "train_seconds": res.train_seconds,
+                "predict_seconds": res.predict_seconds, "model_path": path, "mlflow_run_id": mlflow_id,
+                "created_at": datetime.now(timezone.utc),
+            })
+            store.merge(EVALUATIONS, pa.Table.from_pylist([eval_rows[-1]], schema=EVALUATIONS_SCHEMA),
+                        keys=["run_id", "method"], scope={"method": name}, partition_by=["method"])
+            details["methods"][name] = {"micro_f1": round(m["micro_f1"], 4), "macro_f1": round(m["macro_f1"], 4),
+                                        "labels": res.sizes["labels"], "predictions_written": n_pred,
+                                        "model_path": path, "mlflow_run_id": mlflow_id,
+                                        "seconds": round(time.perf_counter() - t0, 1)}
+            if name in EMBEDDING_METHODS:
+                details["methods"][name]["encoded_texts"] = int(getattr(method, "encoded", 0))
+            log.info("%s: micro-F1 %.3f macro-F1 %.3f on %d test docs; %d prediction rows written", name,
+                     m["micro_f1"], m["macro_f1"], res.sizes["test"], n_pred)
+    finally:
+        if doc_vecs is not None:
+            uncache(doc_vecs)
     if not eval_rows:
         raise RuntimeError(f"no baseline method could run: {details['methods']}")
     return TaskResult(len(records), written, details)

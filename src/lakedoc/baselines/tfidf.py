@@ -4,10 +4,14 @@ Features (:func:`tfidf_pipeline`): ``RegexTokenizer`` (split on non-letters/digi
 2+ characters) -> optional ``StopWordsRemover`` (``baselines.stop_words``) -> optional word n-grams up to
 ``baselines.ngram_max`` -> ``HashingTF`` (``baselines.num_features``, default 2^18) -> ``IDF``
 (``baselines.min_doc_freq``) -> L2 ``Normalizer``. The same sparse features feed both classifiers.
+
+The XGBoost methods need a classic Spark session (:func:`check_classic_spark`); see
+:mod:`lakedoc.baselines` for what runs where.
 """
 from __future__ import annotations
 
 from lakedoc.baselines.spark_models import SparkMultiLabel
+from lakedoc.evaluation import MethodUnavailable
 
 TOKEN_PATTERN = r"[^\p{L}\p{N}]+"
 
@@ -60,11 +64,60 @@ class _LogRegMixin:
         return LogisticRegressionModel
 
 
+XGB_METHODS = ("tfidf_xgb", "embedding_xgb")
+
+
+class NeedsClassicSpark(MethodUnavailable):
+    """An XGBoost method configured on a Spark Connect session (serverless, standard access mode)."""
+
+
+def connect_blockers(methods) -> list[str]:
+    """The configured methods that cannot run on Spark Connect (XGBoost's barrier-mode training)."""
+    return [m for m in methods if m in XGB_METHODS]
+
+
+def check_classic_spark(spark, methods) -> None:
+    """Raise :class:`NeedsClassicSpark` at once when ``methods`` hold an XGBoost method and ``spark`` is
+    a Spark Connect session: ``SparkXGBClassifier`` trains through ``sparkContext`` and barrier RDD tasks.
+    """
+    from lakedoc import spark as lakedoc_spark
+
+    bad = connect_blockers(methods)
+    if not bad or not lakedoc_spark.is_connect(spark):
+        return
+    names, verb, it = (bad[0], "needs", "it") if len(bad) == 1 else (", ".join(bad), "need", "them")
+    raise NeedsClassicSpark(
+        f"baselines method{'s' if len(bad) > 1 else ''} {names} {verb} a classic Spark session (a dedicated/"
+        f"single-user cluster): XGBoost's distributed training uses barrier RDD tasks, which Spark Connect "
+        f"(serverless, standard access mode) does not offer; remove {it} from baselines.methods or run the "
+        f"baselines task on a dedicated cluster."
+    )
+
+
+def xgb_task_slots(spark) -> int:
+    """Task slots for barrier-mode sizing. XGBoost runs on classic sessions only (see
+    :func:`check_classic_spark`), where ``sparkContext.defaultParallelism`` is the executors' real core
+    count (``spark.default.parallelism`` is often absent from the conf of a Databricks cluster, and
+    :func:`lakedoc.spark.task_slots` would then guess); divided by ``spark.task.cpus``. Anything else:
+    :func:`lakedoc.spark.task_slots`.
+    """
+    from lakedoc import spark as lakedoc_spark
+
+    if not lakedoc_spark.is_connect(spark):
+        try:
+            sc = spark.sparkContext  # classic only: XGBoost itself needs it
+            cores = int(sc.defaultParallelism)
+            per_task = int(sc.getConf().get("spark.task.cpus", "1") or 1)
+            if cores > 0:
+                return max(1, cores // max(1, per_task))
+        except Exception:  # noqa: BLE001 - a stand-in session: fall back to the configuration
+            pass
+    return lakedoc_spark.task_slots(spark)
+
+
 def check_xgb_workers(spark, num_workers: int) -> None:
     """Barrier mode needs every XGBoost worker running at once: fail early when slots are short."""
-    from lakedoc.spark import task_slots
-
-    slots = task_slots(spark)
+    slots = xgb_task_slots(spark)
     if num_workers > slots:
         raise ValueError(
             f"baselines.xgb_num_workers = {num_workers} but the cluster has only {slots} task slot(s): "
@@ -75,13 +128,12 @@ def check_xgb_workers(spark, num_workers: int) -> None:
 
 class _XGBMixin:
     def _check(self, spark, params):
+        check_classic_spark(spark, [self.name])
         check_xgb_workers(spark, int(params.get("xgb_num_workers", 1)))
 
     def _max_parallel(self, spark, params):
-        from lakedoc.spark import task_slots
-
         # concurrent barrier jobs must fit in the slots together
-        return max(1, task_slots(spark) // int(params.get("xgb_num_workers", 1)))
+        return max(1, xgb_task_slots(spark) // int(params.get("xgb_num_workers", 1)))
 
     def _estimator(self, params, label_col, weight_col):
         from xgboost.spark import SparkXGBClassifier

@@ -340,10 +340,9 @@ def _run(ctx: TaskContext, classify: bool) -> TaskResult:
 
 
 def _cache(df):
-    try:
-        return df.cache()
-    except Exception:  # noqa: BLE001 - serverless compute has no cache; recomputation is still correct
-        return df
+    from lakedoc.spark import cached  # serverless compute has no cache; recomputation is still correct
+
+    return cached(df)
 
 
 def _uncache(df) -> None:

@@ -80,6 +80,7 @@ def run(ctx: TaskContext) -> TaskResult:
 
     from lakedoc.index.backends import open_backend
     from lakedoc.index.documents import index_documents, missing_inputs, model_identity
+    from lakedoc.spark import cached
 
     cfg, store, log = ctx.cfg, ctx.tables, ctx.log
     ic = cfg["index"]
@@ -89,7 +90,7 @@ def run(ctx: TaskContext) -> TaskResult:
         return TaskResult(details={"skipped": f"missing tables: {', '.join(missing)}"})
 
     model_id, scheme = model_identity(cfg)
-    desired = _cache(index_documents(ctx.spark, store, model_id, scheme, ic["label_method"]))
+    desired = cached(index_documents(ctx.spark, store, model_id, scheme, ic["label_method"]))
     try:
         keys = desired.select("chunk_id", "doc_id", "content_hash").toArrow().to_pydict()
         wanted = {c: (h, d) for c, h, d in zip(keys["chunk_id"], keys["content_hash"], keys["doc_id"])}
@@ -158,13 +159,6 @@ def run(ctx: TaskContext) -> TaskResult:
         raise IndexPushError(f"{len(failed)} chunk(s) failed permanently and were not recorded as pushed "
                              f"(the next run sends them again); {pushed} sent, {deleted} deleted. First: {sample}")
     return TaskResult(rows_in=len(wanted), rows_out=pushed + deleted, details=details)
-
-
-def _cache(df):
-    try:
-        return df.cache()
-    except Exception:  # noqa: BLE001 - caching is unavailable on serverless compute
-        return df
 
 
 def _dimension(desired) -> int:
