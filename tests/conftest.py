@@ -39,12 +39,19 @@ def all_strings(value) -> list[str]:
     return out
 
 
+# LAKEDOC_TEST_SPARK_MODE=connect runs the Spark tests through a local Spark Connect server (what
+# `make test` does for the table-layer and Connect tests in a second pytest run): a process speaks
+# either classic Spark or Spark Connect, never both.
+SPARK_MODE = os.environ.get("LAKEDOC_TEST_SPARK_MODE", "classic")
+
+
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     from lakedoc.config import load_config
     from lakedoc.spark import get_spark
 
-    return get_spark(load_config("local"))
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    return get_spark(load_config("local", sets=[f"spark.warehouse_dir={warehouse}", f"spark.mode={SPARK_MODE}"]))
 
 
 @pytest.fixture(scope="session")

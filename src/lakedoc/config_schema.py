@@ -92,6 +92,17 @@ SCHEMA: dict = {
         "shuffle_partitions": Field("int", 4, min=1),
         "arrow_batch_rows": Field("int", 32, min=1, doc="rows per Arrow batch handed to mapInPandas"),
         "driver_memory": Field("str", "4g", doc="local driver memory (ignored on Databricks)"),
+        "mode": Field("str", "classic", choices=("classic", "connect"),
+                      doc="local session kind: classic (py4j) or connect (a local Spark Connect server, as "
+                          "Databricks serverless/standard access mode; ignored on Databricks)"),
+        "delta": Field("bool", True, doc="load Delta Lake's jars into a local session (needed by the "
+                                         "unity_catalog backend locally; ignored on Databricks)"),
+        "metastore": Field("str", "in-memory", choices=("in-memory", "derby"),
+                           doc="local catalog: in-memory (gone with the session) or derby (a persistent "
+                               "Hive metastore under spark.warehouse_dir; ignored on Databricks)"),
+        "warehouse_dir": Field("str", None, nullable=True,
+                               doc="local spark.sql.warehouse.dir (managed tables, the derby metastore); "
+                                   "null: tables.warehouse"),
     },
     "ingest": {
         "max_file_mb": Field("float", 200.0, min=0.001, doc="larger files get status too_large"),
@@ -293,5 +304,28 @@ SCHEMA: dict = {
                            doc="documents with fewer words get no prediction (classification_skipped)"),
         "docs_per_partition": Field("int", 16, min=1, doc="documents per Spark partition"),
         "write_embeddings": Field("bool", True, doc="write the chunk vectors to the embeddings table"),
+    },
+    "provision": {
+        "encoder": Field("bool", True, doc="place encoder.model into encoder.cache_dir (hub id: snapshot "
+                                           "download; local folder or packaged alias: a copy)"),
+        "hf_revision": Field("str", None, nullable=True,
+                             doc="hub revision (branch, tag or commit) of encoder.model; null: main"),
+        "hf_ignore_patterns": Field("list", ["onnx/*", "openvino/*", "*.onnx", "tf_model.h5", "flax_model.msgpack",
+                                             "rust_model.ot", "*.tflite"],
+                                    doc="repository files not downloaded (other frameworks' weights); "
+                                        "pytorch_model*.bin is skipped too when safetensors weights exist"),
+        "spacy": Field("bool", True, doc="place the wheels of the pii.spacy_models packages into libs_dir"),
+        "spacy_versions": Field("dict", {},
+                                doc="spaCy model package -> version whose wheel is placed, e.g. "
+                                    "{en_core_web_lg: '3.7.1'} (must match the runtime's spaCy major.minor)"),
+        "spacy_source": Field("str", "release", choices=("release", "index"),
+                              doc="release: the model's release wheel at spaCy's own download location; "
+                                  "index: `pip download name==version` through pip's configured index"),
+        "libs_dir": Field("str", None, nullable=True,
+                          doc="folder for the spaCy wheels (dev/prod: the libs volume); null: skip them"),
+        "staging_dir": Field("str", None, nullable=True,
+                             doc="local scratch folder downloads land in before they are copied to the "
+                                 "volumes (null: a temporary folder)"),
+        "force": Field("bool", False, doc="place everything again, even what the manifest lists"),
     },
 }

@@ -74,10 +74,35 @@ def nullable_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, _nullable_type(f.type), True) for f in schema])
 
 
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _plain_type(f.type), f.nullable) for f in t])
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(pa.field(t.value_field.name, _plain_type(t.value_type), True))
+    if pa.types.is_map(t):
+        return pa.map_(_plain_type(t.key_type), pa.field(t.item_field.name, _plain_type(t.item_type), True))
+    return t
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """Arrow view types (``string_view``) turned into the plain types Spark's Arrow reader takes."""
+    return pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in schema])
+
+
 def _fingerprints(table: pa.Table, columns: Sequence[str]) -> list[str]:
+    """One hash per row of ``columns``; a map's entries are sorted (key order is not content)."""
+    maps = {c for c in columns if pa.types.is_map(table.schema.field(c).type)}
     rows = table.select(list(columns)).to_pylist()
+
+    def norm(c, v):
+        return sorted(v, key=lambda kv: json.dumps(kv, default=str)) if c in maps and v is not None else v
+
     return [
-        hashlib.sha1(json.dumps([r[c] for c in columns], default=str, sort_keys=True).encode()).hexdigest()
+        hashlib.sha1(json.dumps([norm(c, r[c]) for c in columns], default=str, sort_keys=True).encode()).hexdigest()
         for r in rows
     ]
 
@@ -104,6 +129,10 @@ class TableStore:
         raise NotImplementedError
 
     def exists(self, table: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def version(self, table: str) -> int | None:  # pragma: no cover - interface
+        """The table's current Delta version, None when it does not exist."""
         raise NotImplementedError
 
     def read(self, table: str, columns: Sequence[str] | None = None):  # -> pyspark DataFrame
@@ -218,11 +247,15 @@ class LocalDeltaStore(TableStore):
             dt = DeltaTable(path)
             tgt_cols = set(dt.schema().to_arrow().names if hasattr(dt.schema(), "to_arrow") else
                            [f.name for f in dt.schema().fields])
-            cmp_cols = [c for c in _compare_columns(src.schema, keys, compare) if c in tgt_cols]
+            # a column the target lacks yet (schema evolution) compares as null there
+            cmp_cols = [c for c in _compare_columns(src.schema, keys, compare) if c in tgt_cols or c in src.schema.names]
             where = dict(scope or {})
-            existing = self.read_arrow(table, list(dict.fromkeys([*keys, *cmp_cols]
+            existing = self.read_arrow(table, list(dict.fromkeys([*keys, *[c for c in cmp_cols if c in tgt_cols]]
                                                                  + ([replace_within] if replace_within else []))),
                                        where)
+            for c in cmp_cols:
+                if c not in tgt_cols:
+                    existing = existing.append_column(c, pa.nulls(existing.num_rows, src.schema.field(c).type))
             existing_fp = dict(zip(_key_tuples(existing, keys), _fingerprints(existing, cmp_cols)))
             src_keys = _key_tuples(src, keys)
             src_fp = _fingerprints(src, cmp_cols)
@@ -300,13 +333,25 @@ class LocalDeltaStore(TableStore):
 
 
 class UnityCatalogStore(TableStore):
-    """``catalog.schema.table`` Delta tables through Spark SQL (classic or Spark Connect)."""
+    """``catalog.schema.table`` Delta tables through Spark SQL (classic or Spark Connect).
+
+    On Databricks the catalog is Unity Catalog; locally (the ``rehearsal`` target and the tests) it is
+    ``spark_catalog`` on Delta-on-Spark, the same SQL. Rows are compared through a fingerprint of the
+    compared columns (``sha2`` of their JSON, map entries sorted), because Spark's ``<=>`` rejects
+    map columns; writes retry Delta's optimistic-concurrency conflicts, so two writers of the same
+    scope racing lose nothing.
+    """
+
+    CONFLICT_RETRIES = 6
 
     def __init__(self, spark, catalog: str, schema: str):
         self.spark = spark
         self.catalog = catalog
         self.schema = schema
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
+        # The bundle creates the schema (resources.schemas); creating it here too would need the
+        # CREATE SCHEMA privilege on the catalog, which the job's principal should not need.
+        if not spark.catalog.databaseExists(f"{catalog}.{schema}"):
+            spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
 
     def location(self, table: str) -> str:
         return f"`{self.catalog}`.`{self.schema}`.`{table}`"
@@ -314,11 +359,19 @@ class UnityCatalogStore(TableStore):
     def exists(self, table: str) -> bool:
         return self.spark.catalog.tableExists(f"{self.catalog}.{self.schema}.{table}")
 
+    def version(self, table: str) -> int | None:
+        if not self.exists(table):
+            return None
+        row = self.spark.sql(f"DESCRIBE HISTORY {self.location(table)} LIMIT 1").select("version").first()
+        return int(row[0]) if row else None
+
     def read(self, table, columns=None):
         df = self.spark.table(self.location(table))
         return df.select(*columns) if columns else df
 
     def read_arrow(self, table, columns=None, where=None) -> pa.Table:
+        if not self.exists(table):
+            raise FileNotFoundError(f"table {self.location(table)} does not exist yet")
         df = self.read(table, columns)
         for k, v in (where or {}).items():
             df = df.filter(f"`{k}` <=> {_sql_literal(v)}")
@@ -327,46 +380,72 @@ class UnityCatalogStore(TableStore):
     def merge(self, table, data, keys, *, scope=None, partition_by=None, compare=None,
               replace_within=None) -> MergeResult:
         is_spark = hasattr(data, "sparkSession")
-        df = data if is_spark else self.spark.createDataFrame(self.to_arrow(data))
         if not is_spark:
-            return self._merge(table, df, keys, scope, partition_by, compare, replace_within)
+            src = self.to_arrow(data)
+            src = src.cast(_plain_schema(nullable_schema(src.schema)))
+            df = self.spark.createDataFrame(src)
+            return self._retrying(table, df, keys, scope, partition_by, compare, replace_within)
         # A Spark source (e.g. the extraction's mapInPandas) would be recomputed by every action
         # below (anti-join count, stale rows, MERGE): materialise it once in a staging table
         # (works on Spark Connect, unlike cache/checkpoint on serverless) and drop it afterwards.
         staging = f"`{self.catalog}`.`{self.schema}`.`_lakedoc_staging_{table}_{uuid.uuid4().hex[:12]}`"
-        df.write.format("delta").mode("overwrite").saveAsTable(staging)
+        data.write.format("delta").mode("overwrite").saveAsTable(staging)
         try:
-            return self._merge(table, self.spark.table(staging), keys, scope, partition_by, compare,
-                               replace_within)
+            return self._retrying(table, self.spark.table(staging), keys, scope, partition_by, compare,
+                                  replace_within)
         finally:
             self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
+
+    def _retrying(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                return self._merge(table, df, keys, scope, partition_by, compare, replace_within)
+            except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
+                if not _is_conflict(exc) or attempt == self.CONFLICT_RETRIES - 1:
+                    raise
+                log.info("%s: concurrent write conflict (%s), retrying", table, type(exc).__name__)
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _create_if_missing(self, table, df, partition_by) -> None:
+        if self.exists(table):
+            return
+        # Parallel tasks may race to create the table: create it empty ("ignore" if it exists,
+        # tolerate losing the race), then every writer goes through the same MERGE.
+        writer = df.limit(0).write.format("delta").mode("ignore")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        try:
+            writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
+        except Exception as exc:  # noqa: BLE001 - another task created it first
+            if not self.exists(table) and "ALREADY_EXISTS" not in str(exc).upper():
+                raise
 
     def _merge(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
         from pyspark.sql import functions as F
 
         full = self.location(table)
         result = MergeResult(table)
-        if not self.exists(table):
-            # Parallel tasks may race to create the table: create it empty ("ignore" if it exists,
-            # tolerate losing the race), then every writer goes through the same MERGE below.
-            writer = df.limit(0).write.format("delta").mode("ignore")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-            try:
-                writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
-            except Exception as exc:  # noqa: BLE001 - another task created it first
-                if "ALREADY_EXISTS" not in str(exc).upper() and not self.exists(table):
-                    raise
+        self._create_if_missing(table, df, partition_by)
         tgt = self.spark.table(full)
         for k, v in (scope or {}).items():
             tgt = tgt.filter(F.col(k) == F.lit(v))
-        cmp_cols = [c for c in _compare_columns_spark(df, keys, compare) if c in tgt.columns]
-        cond = [df[c].eqNullSafe(tgt[c]) for c in [*keys, *cmp_cols]]
-        changed = df.join(tgt.select(*keys, *cmp_cols), on=cond, how="left_anti")
+        tgt_types = {f.name: f.dataType for f in tgt.schema.fields}
+        src_types = {f.name: f.dataType for f in df.schema.fields}
+        # a column the target lacks yet (schema evolution) compares as null there
+        cmp_cols = [c for c in _compare_columns_spark(df, keys, compare) if c in tgt_types or c in src_types]
+        fp = "_lakedoc_fp"
+        src_fp = df.select(*keys, _fingerprint_col(cmp_cols, src_types).alias(fp))
+        tgt_fp = tgt.select(*keys, _fingerprint_col(cmp_cols, tgt_types, src_types).alias(fp))
+        # rows whose key is new or whose compared columns differ (null-safe on the keys)
+        changed_keys = src_fp.join(tgt_fp, on=[src_fp[c].eqNullSafe(tgt_fp[c]) for c in [*keys, fp]],
+                                   how="left_anti")
+        changed = df.join(changed_keys.select(*keys), on=keys, how="left_semi")
         n_changed = changed.count()
         stale_count = 0
-        view = f"lakedoc_src_{table}_{int(time.time() * 1000)}"
+        view = f"lakedoc_src_{table}_{uuid.uuid4().hex[:12]}"
         scope_pred = "".join(f" AND t.`{k}` = {_sql_literal(v)}" for k, v in (scope or {}).items())
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         if replace_within:
             groups = df.select(replace_within).distinct()
             stale = (tgt.join(groups, on=replace_within, how="left_semi")
@@ -374,30 +453,92 @@ class UnityCatalogStore(TableStore):
             stale_count = stale.count()
             if stale_count:
                 stale.select(*keys).createOrReplaceTempView(view + "_stale")
-                on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
                 self.spark.sql(f"MERGE INTO {full} t USING {view}_stale s ON {on}{scope_pred} "
                                f"WHEN MATCHED THEN DELETE")
+                self.spark.catalog.dropTempView(view + "_stale")
         if n_changed:
+            missing = [f for f in df.schema.fields if f.name not in tgt_types]
+            if missing:  # schema evolution, spelled out (portable across OSS Delta and Databricks)
+                cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+                self.spark.sql(f"ALTER TABLE {full} ADD COLUMNS ({cols})")
+            existing = tgt.select(*keys).join(changed_keys.select(*keys), on=keys, how="left_semi").count()
             changed.createOrReplaceTempView(view)
-            on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+            # explicit column lists: columns of the target that this writer does not know are left
+            # as they are (updates) or null (inserts), on OSS Delta and Databricks alike
+            cols = [f"`{c}`" for c in df.columns]
+            sets = ", ".join(f"t.{c} = s.{c}" for c in cols)
             self.spark.sql(
-                f"MERGE WITH SCHEMA EVOLUTION INTO {full} t USING {view} s ON {on}{scope_pred} "
-                f"WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+                f"MERGE INTO {full} t USING {view} s ON {on}{scope_pred} "
+                f"WHEN MATCHED THEN UPDATE SET {sets} "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
             )
-        result.updated = n_changed  # inserts and updates are not told apart cheaply on Spark
+            self.spark.catalog.dropTempView(view)
+            result.updated = existing
+            result.inserted = n_changed - existing
         result.deleted = stale_count
+        result.unchanged = df.count() - n_changed
         return result
 
     def delete_where(self, table, column, values, scope=None) -> int:
         values = list(values)
         if not values or not self.exists(table):
             return 0
-        view = f"lakedoc_del_{table}_{int(time.time() * 1000)}"
+        from pyspark.sql import functions as F
+
+        full = self.location(table)
+        target = self.spark.table(full)
+        for k, v in (scope or {}).items():
+            target = target.filter(F.col(k) == F.lit(v))
+        n = target.filter(F.col(column).isin(values)).count()
+        if not n:
+            return 0
+        view = f"lakedoc_del_{table}_{uuid.uuid4().hex[:12]}"
         self.spark.createDataFrame([(v,) for v in values], [column]).createOrReplaceTempView(view)
         cond = "".join(f" AND t.`{k}` = {_sql_literal(v)}" for k, v in (scope or {}).items())
-        self.spark.sql(f"MERGE INTO {self.location(table)} t USING {view} s ON t.`{column}` = s.`{column}`{cond} "
-                       f"WHEN MATCHED THEN DELETE")
-        return len(values)
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                self.spark.sql(f"MERGE INTO {full} t USING {view} s ON t.`{column}` = s.`{column}`{cond} "
+                               f"WHEN MATCHED THEN DELETE")
+                self.spark.catalog.dropTempView(view)
+                return n
+            except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
+                if not _is_conflict(exc) or attempt == self.CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        return n  # pragma: no cover
+
+
+_CONFLICT_MARKERS = ("CONCURRENT", "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction",
+                     "MetadataChanged", "ProtocolChanged", "DELTA_CONCURRENT")
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """Delta's optimistic-concurrency conflicts (classic exceptions or Connect error classes)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(m in text for m in _CONFLICT_MARKERS)
+
+
+def _fingerprint_col(columns, types, fallback_types=None):
+    """One string column fingerprinting ``columns``: ``sha2`` of their JSON, map entries sorted.
+
+    ``<=>`` and hash functions reject map columns; JSON takes every type the stages write (map,
+    array, struct, binary as base64, timestamps).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    if not columns:
+        return F.lit("")
+    parts = []
+    for c in columns:
+        if c not in types:  # missing on this side: null of the other side's type
+            parts.append(F.lit(None).cast(fallback_types[c]).alias(c))
+            continue
+        col = F.col(c)
+        if isinstance(types[c], MapType):
+            col = F.array_sort(F.map_entries(col))
+        parts.append(col.alias(c))
+    return F.sha2(F.to_json(F.struct(*parts)), 256)
 
 
 def _compare_columns_spark(df, keys, compare):
