@@ -3,11 +3,13 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+JARS    := $(VENV)/.delta-jars
 SAMPLES ?= samples
 WAREHOUSE ?= warehouse
+REHEARSAL_WAREHOUSE ?= warehouse-rehearsal
 PYTEST_ARGS ?=
 
-.PHONY: run test venv samples bench clean check-java
+.PHONY: run rehearsal test venv jars samples bench clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required for local Spark (apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"; exit 1; }
@@ -23,14 +25,31 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# Delta Lake's jars (the version of the pinned delta-spark package) for local Delta-on-Spark, fetched
+# once with Maven into ~/.cache/lakedoc/jars (without Maven, Spark resolves them at session start).
+$(JARS): $(STAMP)
+	$(PY) -m lakedoc.spark fetch-jars
+	touch $(JARS)
+
+jars: $(JARS)
+
 ## make run: generate the samples if missing, run the whole job DAG locally, print the summary
 run: check-java venv
 	$(VENV)/bin/lakedoc samples $(SAMPLES)
 	$(VENV)/bin/lakedoc run --input $(SAMPLES) --warehouse $(WAREHOUSE) --config conf/samples.yml
 
-## make test: the test suite (reads ../shared when present, skips those tests otherwise)
-test: check-java venv
+## make rehearsal: the whole DAG as Databricks runs it — unity_catalog backend (Spark SQL MERGE) on local
+## Delta-on-Spark, through a local Spark Connect session — on the samples, tables under $(REHEARSAL_WAREHOUSE)
+rehearsal: check-java venv jars
+	$(VENV)/bin/lakedoc samples $(SAMPLES)
+	$(VENV)/bin/lakedoc run --target rehearsal --input $(SAMPLES) --warehouse $(REHEARSAL_WAREHOUSE) --config conf/samples.yml
+
+## make test: the test suite (reads ../shared when present, skips those tests otherwise), then the
+## table-layer and Spark Connect tests again through a local Spark Connect server (a process speaks
+## either classic Spark or Spark Connect). The rehearsal run is one of the tests (tests/test_rehearsal.py).
+test: check-java venv jars
 	$(PY) -m pytest $(PYTEST_ARGS)
+	LAKEDOC_TEST_SPARK_MODE=connect $(PY) -m pytest $(PYTEST_ARGS) tests/test_tables.py tests/test_connect.py
 
 samples: venv
 	$(VENV)/bin/lakedoc samples $(SAMPLES)
@@ -39,4 +58,4 @@ bench: check-java venv
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(WAREHOUSE) $(SAMPLES) dist build src/*.egg-info .pytest_cache
+	rm -rf $(WAREHOUSE) $(REHEARSAL_WAREHOUSE) $(SAMPLES) dist build src/*.egg-info .pytest_cache

@@ -56,14 +56,12 @@ def baseline(files: list[Path]) -> float:
 
 def stage(input_dir: Path, warehouse: Path, master: str) -> float:
     from lakedoc.config import load_config
-    from lakedoc.runner import load_bundle, run_dag, select, task_specs
+    from lakedoc.runner import load_bundle, run_dag, select, substitution_context, task_specs
     from lakedoc.spark import get_spark
 
     get_spark(load_config("local", sets=[f"spark.master={master}"]))
     bundle = load_bundle(ROOT)
-    ctx = {f"var.{k}": v for k, v in bundle.variables().items()}
-    ctx.update({"bundle.target": "local", "workspace.file_path": str(ROOT), "job.run_id": "bench",
-                "job.parameters.input_path": str(input_dir), "bundle.name": "lakedoc", "job.id": "lakedoc"})
+    ctx = substitution_context(bundle, "local", "lakedoc", run_id="bench", input_path=str(input_dir))
     specs = select(task_specs(bundle, "lakedoc", ctx), "ingest_*")
     t0 = time.perf_counter()
     outcomes = run_dag(specs, ["--set", f"tables.warehouse={warehouse}", "--set", f"spark.master={master}"])

@@ -8,7 +8,7 @@ import re
 import yaml
 
 from conftest import ROOT, shared_path
-from lakedoc.runner import load_bundle, load_entry_point, task_specs
+from lakedoc.runner import load_bundle, load_entry_point, substitution_context, task_specs
 from lakedoc.tasks import REGISTRY
 from lakedoc.cli import _task_parser
 
@@ -224,8 +224,7 @@ def test_provision_job_is_manual_and_parses():
     bundle = load_bundle(ROOT)
     job = bundle.jobs["lakedoc_provision"]
     assert "schedule" not in job and "trigger" not in job and "continuous" not in job
-    context = {"bundle.target": "prod", "workspace.file_path": str(ROOT), "job.run_id": "1",
-               "job.parameters.force": "false"}
+    context = substitution_context(bundle, "prod", "lakedoc_provision", run_id="1", force="false")
     (spec,) = task_specs(bundle, "lakedoc_provision", context)
     args = _task_parser().parse_args(spec.parameters)
     assert args.task == spec.key == "provision_models" and args.task in REGISTRY
@@ -235,9 +234,7 @@ def test_provision_job_is_manual_and_parses():
 
 def test_every_task_entry_point_exists_and_its_parameters_parse():
     bundle = load_bundle(ROOT)
-    context = {f"var.{k}": str(v) for k, v in bundle.variables("dev").items()}
-    context.update({"bundle.target": "dev", "workspace.file_path": str(ROOT), "job.run_id": "1",
-                    "job.parameters.input_path": "/Volumes/x", "bundle.name": "lakedoc", "job.id": "1"})
+    context = substitution_context(bundle, "dev", "lakedoc", run_id="1", input_path="/Volumes/x")
     specs = task_specs(bundle, "lakedoc", context)
     keys = [s.key for s in specs]
     ingest = {"ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg"}

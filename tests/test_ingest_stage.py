@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, shared_path
-from lakedoc.runner import load_bundle, run_dag, select, task_specs
+from lakedoc.runner import load_bundle, run_dag, select, substitution_context, task_specs
 from lakedoc.tables import LocalDeltaStore
 
 INGEST = "ingest_*"
@@ -64,9 +64,7 @@ def make_inputs(d: Path) -> dict[str, Path]:
 
 def run_ingest(input_dir: Path, warehouse: Path, only: str = INGEST, sets=()):
     bundle = load_bundle(ROOT)
-    ctx = {f"var.{k}": v for k, v in bundle.variables().items()}
-    ctx.update({"bundle.target": "local", "workspace.file_path": str(ROOT), "job.run_id": f"t{time.time_ns()}",
-                "job.parameters.input_path": str(input_dir), "bundle.name": "lakedoc", "job.id": "lakedoc"})
+    ctx = substitution_context(bundle, "local", "lakedoc", run_id=f"t{time.time_ns()}", input_path=str(input_dir))
     specs = select(task_specs(bundle, "lakedoc", ctx), only)
     extra = ["--set", f"tables.warehouse={warehouse}"]
     for s in sets:
@@ -156,9 +154,7 @@ def test_only_patterns_and_dependency_skips():
     from lakedoc.runner import TaskSpec
 
     bundle = load_bundle(ROOT)
-    ctx = {f"var.{k}": v for k, v in bundle.variables().items()}
-    ctx.update({"bundle.target": "local", "workspace.file_path": str(ROOT), "job.run_id": "x",
-                "job.parameters.input_path": "/x", "bundle.name": "lakedoc", "job.id": "lakedoc"})
+    ctx = substitution_context(bundle, "local", "lakedoc", run_id="x", input_path="/x")
     specs = task_specs(bundle, "lakedoc", ctx)
     assert [s.key for s in select(specs, "ingest_*")] == [s.key for s in specs if s.key.startswith("ingest_")]
     with pytest.raises(ValueError, match="matches no task"):

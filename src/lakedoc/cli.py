@@ -66,8 +66,30 @@ def task_main(argv: list[str]):
     args = _task_parser().parse_args(argv)
     setup_logging(args.verbose)
     cfg = load_config(args.target, conf_dir=args.conf_dir, user_file=args.config, sets=args.set)
+    check_local_paths(cfg)
     input_path = args.input if args.input and not args.input.startswith("{{") else None
-    return run_task(args.task, cfg, run_id=args.run_id, input_path=cfg.resolve_path(input_path) if input_path else None)
+    return run_task(args.task, cfg, run_id=args.run_id, input_path=cli_path(input_path) if input_path else None)
+
+
+def cli_path(value: str) -> str:
+    """A path given on the command line: relative to the current folder (URIs and ``dbfs:`` as given)."""
+    if "://" in value or value.startswith(("dbfs:", "file:")):
+        return value
+    return str(Path(value).expanduser().resolve())
+
+
+def check_local_paths(cfg) -> None:
+    """Stop before Spark starts when a local table folder is an existing file (ConfigError)."""
+    from lakedoc.config import ConfigError
+
+    for key, value in (("tables.warehouse", cfg["tables"]["warehouse"]),
+                       ("spark.warehouse_dir", cfg["spark"].get("warehouse_dir"))):
+        path = cfg.resolve_path(value) if value else None
+        if not path or "://" in path or path.startswith(("dbfs:", "/Volumes/")):
+            continue
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigError(f"{key}: {path} is an existing file, not a folder (the tables need a "
+                              f"folder: give another --warehouse or --set {key}=DIR)")
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -81,7 +103,7 @@ def find_root(start: Path | None = None) -> Path:
 
 def cmd_run(args) -> int:
     from lakedoc.config import load_config
-    from lakedoc.runner import format_summary, load_bundle, run_dag, select, task_specs
+    from lakedoc.runner import format_summary, load_bundle, run_dag, select, substitution_context, task_specs
     from lakedoc.tasks import new_run_id
 
     root = Path(args.root).resolve() if args.root else find_root()
@@ -89,7 +111,8 @@ def cmd_run(args) -> int:
     if args.warehouse:
         sets.append(f"tables.warehouse={Path(args.warehouse).resolve()}")
     cfg = load_config(args.target, conf_dir=root / "conf", user_file=args.config, sets=sets)
-    input_path = cfg.resolve_path(args.input) if args.input else cfg.resolve_path(cfg["input"]["path"])
+    check_local_paths(cfg)
+    input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg["input"]["path"])
     if args.target == "local" and not Path(input_path).exists():
         if args.input:
             print(f"error: input folder {input_path} does not exist (generate samples there with "
@@ -105,14 +128,7 @@ def cmd_run(args) -> int:
         print(f"error: no job {job_key!r} in the bundle; jobs: {', '.join(bundle.jobs)}", file=sys.stderr)
         return 2
     run_id = new_run_id()
-    context = {f"var.{k}": v for k, v in bundle.variables().items()}
-    context.update({
-        "bundle.target": args.target, "bundle.name": (bundle.config.get("bundle") or {}).get("name", ""),
-        "workspace.file_path": str(root), "job.run_id": run_id, "job.id": job_key,
-    })
-    for p in bundle.jobs[job_key].get("parameters") or []:
-        context[f"job.parameters.{p['name']}"] = p.get("default", "")
-    context["job.parameters.input_path"] = input_path
+    context = substitution_context(bundle, args.target, job_key, run_id=run_id, input_path=input_path)
     try:
         specs = select(task_specs(bundle, job_key, context), args.only)
     except (KeyError, ValueError) as exc:
@@ -219,14 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     setup_logging(getattr(args, "verbose", False))
-    if getattr(args, "passthrough", False):
-        return args.func(args, rest)
-    if rest:
+    if rest and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from lakedoc.config import ConfigError
 
     try:
-        return args.func(args)
+        return args.func(args, rest) if getattr(args, "passthrough", False) else args.func(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

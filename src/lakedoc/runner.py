@@ -72,6 +72,30 @@ def load_bundle(root: str | Path = ".") -> Bundle:
     return Bundle(root, config, jobs, job_files)
 
 
+def substitution_context(bundle: Bundle, target: str, job_key: str, *, run_id: str,
+                         input_path: str | None = None, **parameters: Any) -> dict[str, Any]:
+    """What Databricks would put in ``${...}`` / ``{{...}}`` for one run of ``job_key`` — the one place
+    that builds it (the runner, the tests and the benchmarks call this).
+
+    ``${var.*}``: the variable defaults, overridden by ``target``'s values when ``target`` is a bundle
+    target (``dev``, ``prod``); ``${bundle.target}``: ``target``; ``${workspace.file_path}``: the
+    checkout; ``{{job.parameters.*}}``: the job's parameter defaults, then ``input_path`` and
+    ``parameters``; ``{{job.run_id}}``: ``run_id``.
+    """
+    context: dict[str, Any] = {f"var.{k}": v for k, v in bundle.variables(target).items()}
+    context.update({
+        "bundle.target": target, "bundle.name": (bundle.config.get("bundle") or {}).get("name", ""),
+        "workspace.file_path": str(bundle.root), "job.run_id": run_id, "job.id": job_key,
+    })
+    for p in bundle.jobs[job_key].get("parameters") or []:
+        context[f"job.parameters.{p['name']}"] = p.get("default", "")
+    if input_path is not None:
+        context["job.parameters.input_path"] = input_path
+    for k, v in parameters.items():
+        context[f"job.parameters.{k}"] = v
+    return context
+
+
 def substitute(value: str, context: dict[str, str]) -> str:
     """Replace ``${a.b}`` and ``{{a.b}}`` references; unknown references are an error."""
 

@@ -293,3 +293,26 @@ def _conf(conf, key: str):
         return conf.get(key, None)
     except Exception:  # noqa: BLE001 - Connect raises for keys the server hides
         return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lakedoc.spark fetch-jars``: place Delta Lake's jars in the cache (``make`` runs it)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m lakedoc.spark")
+    p.add_argument("command", choices=["fetch-jars"])
+    p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    jars = delta_jars()
+    if jars is None:
+        print(f"Delta Lake {delta_version()} jars are not in {jars_dir()} and Maven (mvn) is not available: "
+              "local sessions will ask Spark to resolve io.delta:" + DELTA_ARTIFACTS[0] + " at start-up",
+              file=sys.stderr)
+        return 0
+    for j in jars:
+        print(j)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

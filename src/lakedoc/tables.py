@@ -29,9 +29,10 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -151,6 +152,18 @@ class TableStore:
                      scope: Mapping[str, Any] | None = None) -> int:  # pragma: no cover
         """Delete rows whose ``column`` is in ``values`` (and, with ``scope``, only within it)."""
         raise NotImplementedError
+
+    @contextmanager
+    def materialize(self, df) -> Iterator[Any]:
+        """Compute a Spark DataFrame once and yield a DataFrame over the result (``with`` block).
+
+        Stages use it for an expensive plan (a ``mapInPandas`` over documents) that several writes and
+        counts read: the plan runs once, and no document text has to pass through the driver where
+        the backend can avoid it. Unity Catalog: a staging Delta table, dropped at the end. delta-rs
+        writes from the driver anyway: the rows are collected once as Arrow.
+        """
+        spark = df.sparkSession
+        yield spark.createDataFrame(df.toArrow())
 
     # -- shared helpers --------------------------------------------------------------------------
     @staticmethod
@@ -396,6 +409,15 @@ class UnityCatalogStore(TableStore):
         finally:
             self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
 
+    @contextmanager
+    def materialize(self, df) -> Iterator[Any]:
+        staging = f"`{self.catalog}`.`{self.schema}`.`_lakedoc_staging_{uuid.uuid4().hex[:16]}`"
+        df.write.format("delta").mode("overwrite").saveAsTable(staging)
+        try:
+            yield self.spark.table(staging)
+        finally:
+            self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
+
     def _retrying(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
         for attempt in range(self.CONFLICT_RETRIES):
             try:
@@ -446,35 +468,37 @@ class UnityCatalogStore(TableStore):
         view = f"lakedoc_src_{table}_{uuid.uuid4().hex[:12]}"
         scope_pred = "".join(f" AND t.`{k}` = {_sql_literal(v)}" for k, v in (scope or {}).items())
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        if replace_within:
-            groups = df.select(replace_within).distinct()
-            stale = (tgt.join(groups, on=replace_within, how="left_semi")
-                     .join(df.select(*keys), on=keys, how="left_anti"))
-            stale_count = stale.count()
-            if stale_count:
-                stale.select(*keys).createOrReplaceTempView(view + "_stale")
-                self.spark.sql(f"MERGE INTO {full} t USING {view}_stale s ON {on}{scope_pred} "
-                               f"WHEN MATCHED THEN DELETE")
-                self.spark.catalog.dropTempView(view + "_stale")
-        if n_changed:
-            missing = [f for f in df.schema.fields if f.name not in tgt_types]
-            if missing:  # schema evolution, spelled out (portable across OSS Delta and Databricks)
-                cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-                self.spark.sql(f"ALTER TABLE {full} ADD COLUMNS ({cols})")
-            existing = tgt.select(*keys).join(changed_keys.select(*keys), on=keys, how="left_semi").count()
-            changed.createOrReplaceTempView(view)
-            # explicit column lists: columns of the target that this writer does not know are left
-            # as they are (updates) or null (inserts), on OSS Delta and Databricks alike
-            cols = [f"`{c}`" for c in df.columns]
-            sets = ", ".join(f"t.{c} = s.{c}" for c in cols)
-            self.spark.sql(
-                f"MERGE INTO {full} t USING {view} s ON {on}{scope_pred} "
-                f"WHEN MATCHED THEN UPDATE SET {sets} "
-                f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
-            )
-            self.spark.catalog.dropTempView(view)
-            result.updated = existing
-            result.inserted = n_changed - existing
+        try:
+            if replace_within:
+                groups = df.select(replace_within).distinct()
+                stale = (tgt.join(groups, on=replace_within, how="left_semi")
+                         .join(df.select(*keys), on=keys, how="left_anti"))
+                stale_count = stale.count()
+                if stale_count:
+                    stale.select(*keys).createOrReplaceTempView(view + "_stale")
+                    self.spark.sql(f"MERGE INTO {full} t USING {view}_stale s ON {on}{scope_pred} "
+                                   f"WHEN MATCHED THEN DELETE")
+            if n_changed:
+                missing = [f for f in df.schema.fields if f.name not in tgt_types]
+                if missing:  # schema evolution, spelled out (portable across OSS Delta and Databricks)
+                    cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+                    self.spark.sql(f"ALTER TABLE {full} ADD COLUMNS ({cols})")
+                existing = tgt.select(*keys).join(changed_keys.select(*keys), on=keys, how="left_semi").count()
+                changed.createOrReplaceTempView(view)
+                # explicit column lists: columns of the target that this writer does not know are left
+                # as they are (updates) or null (inserts), on OSS Delta and Databricks alike
+                cols = [f"`{c}`" for c in df.columns]
+                sets = ", ".join(f"t.{c} = s.{c}" for c in cols)
+                self.spark.sql(
+                    f"MERGE INTO {full} t USING {view} s ON {on}{scope_pred} "
+                    f"WHEN MATCHED THEN UPDATE SET {sets} "
+                    f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
+                )
+                result.updated = existing
+                result.inserted = n_changed - existing
+        finally:
+            for v in (view, view + "_stale"):
+                self.spark.catalog.dropTempView(v)
         result.deleted = stale_count
         result.unchanged = df.count() - n_changed
         return result

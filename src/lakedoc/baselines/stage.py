@@ -9,7 +9,9 @@
    :mod:`lakedoc.evaluation` (the same code as ``lakedoc evaluate``).
 3. Per method of ``baselines.methods`` (``tfidf_lr``, ``tfidf_xgb``, ``embedding_lr``, ``embedding_xgb``):
    fit, tune thresholds on validation, measure on test, save the Spark ML models + thresholds under
-   ``baselines.model_dir`` (default ``<warehouse>/_models``) as ``<method>/<model_id>``, log to MLflow,
+   ``baselines.model_dir`` (default ``<warehouse>/_models``) as ``<method>/<model_id>`` (``model_id``: the
+   method and a fingerprint of its split and settings, so unchanged input gives the same id and the
+   same prediction rows — no new table version), log to MLflow,
    score every ``ok`` document of ``documents_redacted`` and MERGE the scores into ``predictions``
    (scope ``method``), and one row into ``evaluations``.
 
@@ -67,6 +69,25 @@ def _labels_list(v) -> list[str]:
     if isinstance(v, str):
         return sorted({x.strip() for x in v.split(",") if x.strip()})
     return sorted({str(x) for x in v})
+
+
+# settings that do not change what a method learns or predicts
+_NOT_MODEL_SETTINGS = ("methods", "model_dir", "mlflow_enabled", "mlflow_tracking_uri", "mlflow_experiment",
+                       "predict_all", "labels_table", "train_path", "generate_synthetic", "parallel_labels")
+
+
+def training_fingerprint(name: str, train, val, test, sec, embedding_model=None) -> str:
+    """16 hex chars identifying what a method is trained on: its name, the split (content hash and
+    labels of every document), the model-relevant settings and the embedding model."""
+    import hashlib
+
+    def part(rows):
+        return [[content_hash(r["text"]), sorted(r["labels"] or [])] for r in rows]
+
+    settings = {k: v for k, v in sorted(sec.items()) if k not in _NOT_MODEL_SETTINGS}
+    blob = json.dumps([name, part(train), part(val), part(test), settings, embedding_model],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def load_labelled(ctx: TaskContext) -> tuple[list[dict], str]:
@@ -204,7 +225,9 @@ def run(ctx: TaskContext) -> TaskResult:
                 log.warning("skipping %s: %s", name, exc)
                 details["methods"][name] = {"skipped": str(exc)}
                 continue
-            model_id = f"{name}-{ctx.run_id}"
+            # content-addressed: the same training data and settings give the same model id, so a run
+            # over unchanged input rewrites no prediction row (the model column is compared too)
+            model_id = f"{name}-{training_fingerprint(name, train, val, test, sec, details.get('embedding_model'))}"
             path = f"{root}/{name}/{model_id}"
             method.save(path)
             mlflow_id = None

@@ -8,9 +8,11 @@
 2. Redact in ``mapInPandas`` (Spark Connect safe): the Presidio engine is built once per Python worker
    (:func:`lakedoc.pii.engine.get_engine`) and each Arrow batch goes through one batched NLP pass.
    Documents are spread over the partitions by length (longest first) so the workers finish together.
-3. MERGE both tables on their keys, in rounds of ``pii.docs_per_round`` documents (bounded driver
-   memory, progress kept if a later round fails). A document whose redaction fails gets status
-   ``redaction_error``, an error message and **no text**; the task itself goes on.
+3. MERGE both tables on their keys, in rounds of ``pii.docs_per_round`` documents (progress kept if a
+   later round fails). Each round's ``mapInPandas`` runs once (``TableStore.materialize``: a staging
+   Delta table on Unity Catalog) and the silver rows and findings are Spark DataFrames over it, so no
+   document text is collected to the driver; only counts and doc ids are. A document whose redaction
+   fails gets status ``redaction_error``, an error message and **no text**; the task itself goes on.
 """
 from __future__ import annotations
 
@@ -108,7 +110,6 @@ def plan(ctx: TaskContext, cfg_hash: str) -> tuple[pd.DataFrame, list[str], int]
 
 
 def run(ctx: TaskContext) -> TaskResult:
-    import pyarrow.compute as pc
     from pyspark.sql import functions as F
 
     from lakedoc.pii.engine import config_hash, load_settings, resolve_hash_key
@@ -143,28 +144,30 @@ def run(ctx: TaskContext) -> TaskResult:
         if n_parts > 1:
             src = src.repartitionByRange(n_parts, "_bucket")
         src = src.drop("_bucket")
-        out = src.mapInPandas(
+        redacted = src.mapInPandas(
             _redact_partition(settings, hash_key, cfg_hash, ctx.run_id, int(settings["max_doc_chars"])),
-            REDACTED_DDL).toArrow()
-        docs = out.select(REDACTED_COLUMNS)
-        findings = _findings_table(out, cfg_hash, ctx.run_id)
-        res = store.merge(REDACTED, docs, keys=["doc_id"])
-        totals["rows_written"] += res.written
-        # findings of the re-redacted documents replace their old ones (also when there are none now)
-        fres = store.merge(FINDINGS, findings, keys=["doc_id", "entity_type", "start", "end"],
-                           replace_within="doc_id") if findings.num_rows else None
-        no_findings = pc.filter(out.column("doc_id"), pc.equal(out.column("finding_count"), 0)).to_pylist()
-        if no_findings:
-            store.delete_where(FINDINGS, "doc_id", no_findings)
-        n_err = int(pc.sum(pc.equal(out.column("status"), "redaction_error")).as_py() or 0)
-        totals["redacted"] += out.num_rows - n_err
+            REDACTED_DDL)
+        # computed once (a staging table on Unity Catalog); everything below is Spark on ``out``,
+        # only counts and doc ids come back to the driver
+        with store.materialize(redacted) as out:
+            stats = _round_stats(out)
+            docs = out.select(*REDACTED_COLUMNS)
+            findings = _findings_frame(out, cfg_hash, ctx.run_id)
+            res = store.merge(REDACTED, docs, keys=["doc_id"])
+            totals["rows_written"] += res.written
+            # findings of the re-redacted documents replace their old ones (also when there are none now)
+            fres = store.merge(FINDINGS, findings, keys=["doc_id", "entity_type", "start", "end"],
+                               replace_within="doc_id") if stats["findings"] else None
+            if stats["no_findings"]:
+                store.delete_where(FINDINGS, "doc_id", stats["no_findings"])
+            for k, v in _entity_totals(out).items():
+                entity_totals[k] = entity_totals.get(k, 0) + v
+        n_err, n_ok = stats["errors"], stats["rows"] - stats["errors"]
+        totals["redacted"] += n_ok
         totals["errors"] += n_err
-        totals["findings"] += findings.num_rows
-        for counts in out.column("entity_counts").to_pylist():
-            for k, v in (counts or []):
-                entity_totals[k] = entity_totals.get(k, 0) + int(v)
+        totals["findings"] += stats["findings"]
         log.info("round %d: %d document(s) redacted, %d redaction error(s), %d finding(s)%s",
-                 r0 // per_round + 1, out.num_rows - n_err, n_err, findings.num_rows,
+                 r0 // per_round + 1, n_ok, n_err, stats["findings"],
                  f"; findings merged: {fres.written} written, {fres.deleted} replaced" if fres else "")
     return TaskResult(
         rows_in=n_live, rows_out=totals["rows_written"] + removed,
@@ -173,14 +176,39 @@ def run(ctx: TaskContext) -> TaskResult:
                  "findings": totals["findings"], "entity_counts": entity_totals, "removed": len(gone)})
 
 
-def _findings_table(out, cfg_hash: str, run_id: str):
-    import pyarrow as pa
+def _findings_frame(out, cfg_hash: str, run_id: str):
+    """One row per finding of the redacted rows ``out`` (a Spark DataFrame): FINDINGS_COLUMNS, with
+    start/end int and score double, config hash and run id as literals."""
+    from pyspark.sql import functions as F
 
-    rows = []
-    for doc_id, found in zip(out.column("doc_id").to_pylist(), out.column("findings").to_pylist()):
-        for f in found or []:
-            rows.append({"doc_id": doc_id, **f, "config_hash": cfg_hash, "run_id": run_id})
-    schema = pa.schema([("doc_id", pa.string()), ("entity_type", pa.string()), ("start", pa.int32()),
-                        ("end", pa.int32()), ("score", pa.float64()), ("recognizer", pa.string()),
-                        ("config_hash", pa.string()), ("run_id", pa.string())])
-    return pa.Table.from_pylist(rows, schema=schema)
+    f = F.col("_f")
+    return (out.select("doc_id", F.explode("findings").alias("_f"))
+            .select(F.col("doc_id").cast("string").alias("doc_id"),
+                    f["entity_type"].cast("string").alias("entity_type"),
+                    f["start"].cast("int").alias("start"), f["end"].cast("int").alias("end"),
+                    f["score"].cast("double").alias("score"), f["recognizer"].cast("string").alias("recognizer"),
+                    F.lit(cfg_hash).cast("string").alias("config_hash"),
+                    F.lit(run_id).cast("string").alias("run_id")))
+
+
+def _round_stats(out) -> dict:
+    """Rows, redaction errors, findings and the doc ids without findings of one round: one aggregation."""
+    from pyspark.sql import functions as F
+
+    row = out.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.col("status") == "redaction_error", 1).otherwise(0)).alias("errors"),
+        F.sum(F.when(F.col("findings").isNull(), 0).otherwise(F.size("findings"))).alias("findings"),
+        F.collect_list(F.when(F.col("finding_count") == 0, F.col("doc_id"))).alias("no_findings"),
+    ).first()
+    return {"rows": int(row["rows"] or 0), "errors": int(row["errors"] or 0),
+            "findings": int(row["findings"] or 0), "no_findings": sorted(row["no_findings"] or [])}
+
+
+def _entity_totals(out) -> dict[str, int]:
+    """Sum of the ``entity_counts`` maps of one round, per entity type."""
+    from pyspark.sql import functions as F
+
+    rows = (out.select(F.explode("entity_counts").alias("entity_type", "n"))
+            .groupBy("entity_type").agg(F.sum("n").alias("n")).collect())
+    return {r["entity_type"]: int(r["n"] or 0) for r in sorted(rows, key=lambda r: r["entity_type"])}
