@@ -204,10 +204,87 @@ def _detect_ole(data: bytes, ext: str) -> str:
 # ---------------------------------------------------------------------------------------------- text
 
 
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def bom_encoding(data: bytes) -> tuple[str, int] | None:
+    """(codec, BOM length) when ``data`` starts with a Unicode byte order mark, else None."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return enc, len(bom)
+    return None
+
+
+def unicode_encoding(sample: bytes) -> str | None:
+    """UTF-16 / UTF-32 (LE or BE) recognised *without* a byte order mark, else None.
+
+    Text in those encodings is full of NUL bytes at fixed positions, which binary data is not:
+
+    * UTF-32: the two high bytes of every 4-byte unit are zero (all of the BMP);
+    * UTF-16: at least half of the 2-byte units have one zero byte, always the same one (text mostly
+      in Latin script), or at least a tenth do (spaces, digits, newlines) while the other units stay
+      in a few 256-character blocks below U+3000 (one alphabet, e.g. Cyrillic or Greek).
+
+    The candidate must then decode strictly and read as text (see :func:`looks_like_text`). UTF-16
+    text of a large script (CJK) without a BOM has no such pattern and is not recognised here.
+    """
+    if b"\x00" not in sample or len(sample) < 4:
+        return None
+    n4 = len(sample) // 4 * 4
+    if n4 >= 4:
+        units = [sample[i:i + 4] for i in range(0, n4, 4)]
+        for enc, low, high in (("utf-32-le", 0, slice(2, 4)), ("utf-32-be", 3, slice(0, 2))):
+            if all(u[high] == b"\x00\x00" for u in units) and sum(u[low] != 0 for u in units) >= len(units) / 2:
+                if _strict(sample[:n4], enc):
+                    return enc
+    n2 = len(sample) // 2 * 2
+    le = sum(1 for i in range(0, n2, 2) if sample[i] and not sample[i + 1])
+    be = sum(1 for i in range(0, n2, 2) if sample[i + 1] and not sample[i])
+    n_units = n2 // 2
+    for enc, hits, other, hi_at in (("utf-16-le", le, be, 1), ("utf-16-be", be, le, 0)):
+        if other > n_units * 0.02 or hits < n_units * 0.1:
+            continue
+        if hits < n_units * 0.5:
+            # an alphabet of its own: the other units' high bytes name at most 4 blocks, all below
+            # U+3000 (Greek, Cyrillic, Hebrew, Arabic, Indic, ..., punctuation), never ASCII-like
+            blocks = {sample[i + hi_at] for i in range(0, n2, 2)} - {0}
+            if len(blocks) > 4 or max(blocks, default=0) >= 0x30:
+                continue
+        body = sample[:n2]
+        # a sample cut inside a surrogate pair: drop the dangling high surrogate
+        last_hi = body[-2 + hi_at]
+        if 0xD8 <= last_hi <= 0xDB:
+            body = body[:-2]
+        if _strict(body, enc):
+            return enc
+    return None
+
+
+def _strict(data: bytes, enc: str) -> bool:
+    try:
+        return looks_like_text(data.decode(enc), strict=True)
+    except UnicodeDecodeError:
+        return False
+
+
+def looks_like_text(text: str, strict: bool = False) -> bool:
+    """At most 2% control or replacement characters (``strict``: unassigned, private-use and
+    surrogate code points count too, and NUL is a control character)."""
+    if not text:
+        return True
+    bad_categories = ("Cc", "Cn", "Co", "Cs") if strict else ("Cc",)
+    bad = sum(1 for ch in text if (unicodedata.category(ch) in bad_categories
+                                    and ch not in "\t\n\r\f\v") or ch == "\ufffd")
+    return bad <= len(text) * 0.02
+
+
 def _as_text(sample: bytes) -> str | None:
     """The sample decoded as text, or None when it looks binary."""
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = sample.decode("utf-16", errors="ignore")
+    bom = bom_encoding(sample)
+    enc = bom[0] if bom else unicode_encoding(sample)
+    if enc:
+        text = sample[bom[1] if bom else 0:].decode(enc, errors="ignore")  # may be cut mid-character
     elif b"\x00" in sample:
         return None
     else:
@@ -217,11 +294,7 @@ def _as_text(sample: bytes) -> str | None:
             # a multi-byte sequence cut by the sample boundary is fine; anything else: try cp1252
             text = sample[:exc.start].decode("utf-8") if exc.start >= len(sample) - 3 else \
                 sample.decode("cp1252", errors="replace")
-    if not text:
-        return text
-    bad = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
-    bad += text.count("\ufffd")
-    return text if bad <= len(text) * 0.02 else None
+    return text if looks_like_text(text) else None
 
 
 def _detect_text(text: str, ext: str) -> str:

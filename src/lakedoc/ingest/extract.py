@@ -6,6 +6,11 @@ problem becomes a row status (see :data:`STATUSES`) with a readable ``error``.
 
 The real format is detected from content (:mod:`lakedoc.ingest.detect`); the file's family or
 extension only says what the content should be, and a mismatch gives ``unsupported``.
+
+Every input file has exactly one owning family (:func:`owner_family`): the family that lists its
+extension in :data:`FAMILIES`, else :data:`CATCH_ALL_FAMILY` (``msg``). A file no family lists is
+extracted with ``family=None``: its content alone decides (a ``.log`` holding text is extracted as
+text, a ``.bin`` holding a PDF as a PDF, a ``.doc`` as legacy Word -> ``unsupported``).
 """
 from __future__ import annotations
 
@@ -35,10 +40,12 @@ from lakedoc.ingest.extractors import (
     unique_name,
 )
 
-__all__ = ["EXTRACTOR_VERSION", "FAMILIES", "STATUSES", "Limits", "Unit", "Part", "extract_file",
-           "detect_format"]
+__all__ = ["EXTRACTOR_VERSION", "FAMILIES", "CATCH_ALL_FAMILY", "STATUSES", "Limits", "Unit", "Part",
+           "extract_file", "detect_format", "owner_family", "file_extension"]
 
-EXTRACTOR_VERSION = "1"  # bump when extraction output changes
+# bump when extraction output changes. 2: files no family lists are ingested (content decides), text
+# in UTF-16/32 without a BOM is decoded, text parts record their encoding.
+EXTRACTOR_VERSION = "2"
 
 FAMILIES = {
     "docx": ("docx", "docm", "dotx", "dotm"),
@@ -47,6 +54,29 @@ FAMILIES = {
     "pdf": ("pdf",),
     "msg": ("msg", "eml", "csv", "tsv"),
 }
+
+# The family (ingestion task) that takes every file whose extension no family lists: legacy .doc/.xls/
+# .ppt, .xlsb, .rtf, .txt, images, archives, files without an extension ... (jobs/lakedoc.job.yml has
+# five ingestion tasks and no sixth for leftovers; ``msg`` already owns the text-like csv/tsv/eml).
+CATCH_ALL_FAMILY = "msg"
+
+_EXTENSION_OWNER = {ext: fam for fam, exts in FAMILIES.items() for ext in exts}
+
+
+def file_extension(file_name: str) -> str:
+    """Lower-case extension of a file name (text after the last dot; "" without one)."""
+    return file_name.rpartition(".")[2].lower() if "." in file_name else ""
+
+
+def owner_family(file_name: str) -> str:
+    """The one family that ingests an input file of this name (see the module docstring)."""
+    return _EXTENSION_OWNER.get(file_extension(file_name), CATCH_ALL_FAMILY)
+
+
+def claimed_family(file_name: str) -> str | None:
+    """The family whose extensions include this file's, None for a leftover (content decides)."""
+    return _EXTENSION_OWNER.get(file_extension(file_name))
+
 
 STATUSES = ("ok", "empty", "encrypted", "corrupt", "image_only", "unsupported", "too_large", "timeout",
             "error")
@@ -86,7 +116,7 @@ _UNSUPPORTED = {
     "ods": "OpenDocument files are not supported",
     "odp": "OpenDocument files are not supported",
     "ole": "OLE compound file of an unknown kind",
-    "unknown": "unrecognised file format",
+    "unknown": "unrecognised content: binary data of no known format",
 }
 
 

@@ -17,12 +17,12 @@ import struct
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from lxml import etree
 
-from lakedoc.ingest.detect import OLE_MAGIC, detect_format
+from lakedoc.ingest.detect import OLE_MAGIC, bom_encoding, detect_format, unicode_encoding
 
 # ----------------------------------------------------------------------------------------------
 # Core types
@@ -137,21 +137,35 @@ def clean_text(text: str) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """Decode bytes of unknown encoding: BOM, then UTF-8, then a legacy code page (see below)."""
-    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
-                     (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
-            return data.decode(enc, errors="replace")
+    """Decode bytes of unknown encoding (see :func:`decode_text_with_encoding`)."""
+    return decode_text_with_encoding(data)[0]
+
+
+def decode_text_with_encoding(data: bytes) -> tuple[str, str]:
+    """Decode bytes of unknown encoding; returns (text, codec name).
+
+    A byte order mark (UTF-8, UTF-16 / UTF-32 LE/BE); then UTF-16 / UTF-32 without a BOM, told by
+    their NUL byte pattern (:func:`lakedoc.ingest.detect.unicode_encoding`); then UTF-8; then a legacy
+    code page (:func:`legacy_encoding`: cp1252 for Western text, a CJK/Cyrillic/... code page for runs
+    of high bytes); latin-1 as the last resort (it decodes any byte).
+    """
+    bom = bom_encoding(data)
+    if bom:
+        return data[bom[1]:].decode(bom[0], errors="replace"), bom[0].replace("-sig", "")
+    enc = unicode_encoding(data[:65536])
+    if enc:
+        return data[:len(data) // (4 if "32" in enc else 2) * (4 if "32" in enc else 2)].decode(
+            enc, errors="replace"), enc
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
     for enc in (legacy_encoding(data), "cp1252"):
         try:
-            return data.decode(enc)
+            return data.decode(enc), enc
         except (UnicodeDecodeError, LookupError):
             continue
-    return data.decode("latin-1")
+    return data.decode("latin-1"), "latin-1"
 
 
 _HIGH_RUNS = re.compile(rb"[\x80-\xff]+")

@@ -1,6 +1,8 @@
 """Delimited text (csv, tsv) and other plain text (txt, html).
 
-CSV: the encoding is detected (BOM, UTF-8, then fallbacks), the delimiter sniffed on a sample (with
+The encoding is detected (BOM; UTF-16/32 without a BOM; UTF-8; then a legacy code page, see
+:func:`lakedoc.ingest.extractors.decode_text_with_encoding`) and recorded as metadata ``encoding``.
+CSV: the delimiter sniffed on a sample (with
 a per-extension fallback), quoted multi-line fields and very long lines are handled by the csv
 module; each record becomes one line with its cells separated by tabs. Records are grouped into
 units of at most ``ROWS_PER_UNIT`` rows ("rows 1-1000") so that chunks can cite where they came from.
@@ -11,7 +13,7 @@ import csv
 import io
 import sys
 
-from lakedoc.ingest.extractors import Extraction, Limits, Unit, decode_text, html_to_text
+from lakedoc.ingest.extractors import Extraction, Limits, Unit, decode_text_with_encoding, html_to_text
 
 ROWS_PER_UNIT = 1000
 _SAMPLE_CHARS = 64 * 1024
@@ -21,12 +23,16 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # very long fields (the defau
 
 
 def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
-    text = decode_text(data).replace("\x00", "")
+    text, encoding = decode_text_with_encoding(data)
+    text = text.replace("\x00", "")
     if fmt == "html":
-        return Extraction(units=[Unit("body", 1, "body", html_to_text(text))])
-    if fmt == "txt":
-        return Extraction(units=[Unit("text", 1, "text", text)])
-    return _delimited(text, fmt)
+        extraction = Extraction(units=[Unit("body", 1, "body", html_to_text(text))])
+    elif fmt == "txt":
+        extraction = Extraction(units=[Unit("text", 1, "text", text)])
+    else:
+        extraction = _delimited(text, fmt)
+    extraction.metadata["encoding"] = encoding
+    return extraction
 
 
 def sniff_dialect(text: str, fmt: str):
