@@ -29,10 +29,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -68,6 +69,17 @@ def _nullable_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_map(t):
         return pa.map_(t.key_type, pa.field(t.item_field.name, _nullable_type(t.item_type), True))
     return t
+
+
+def _fresh_buffers(table: pa.Table) -> pa.Table:
+    """``table`` with freshly built buffers.
+
+    Spark's Arrow output can give a batch whose nested string arrays have an empty offsets buffer
+    (no row of the batch has an element there: e.g. every file of an ingestion task corrupt, so no
+    units and no metadata); delta-rs (arrow-rs) reads past it and panics ("range start index ... out
+    of range"). ``take`` writes valid buffers, for every stage that merges Spark output locally.
+    """
+    return table.take(pa.array(range(table.num_rows), pa.int64())) if table.num_rows else table
 
 
 def nullable_schema(schema: pa.Schema) -> pa.Schema:
@@ -110,7 +122,7 @@ def _fingerprints(table: pa.Table, columns: Sequence[str]) -> list[str]:
 
 def _key_tuples(table: pa.Table, keys: Sequence[str]) -> list[tuple]:
     cols = [table.column(k).to_pylist() for k in keys]
-    return list(zip(*cols))
+    return list(zip(*cols, strict=True))
 
 
 def _sql_literal(v: Any) -> str:
@@ -240,7 +252,7 @@ class LocalDeltaStore(TableStore):
               replace_within=None) -> MergeResult:
         from deltalake import DeltaTable, write_deltalake
 
-        src = self.to_arrow(data)
+        src = _fresh_buffers(self.to_arrow(data))
         src = src.cast(nullable_schema(src.schema))
         result = MergeResult(table)
         path = self.location(table)
@@ -261,7 +273,8 @@ class LocalDeltaStore(TableStore):
             tgt_cols = set(dt.schema().to_arrow().names if hasattr(dt.schema(), "to_arrow") else
                            [f.name for f in dt.schema().fields])
             # a column the target lacks yet (schema evolution) compares as null there
-            cmp_cols = [c for c in _compare_columns(src.schema, keys, compare) if c in tgt_cols or c in src.schema.names]
+            cmp_cols = [c for c in _compare_columns(src.schema, keys, compare)
+                        if c in tgt_cols or c in src.schema.names]
             where = dict(scope or {})
             existing = self.read_arrow(table, list(dict.fromkeys([*keys, *[c for c in cmp_cols if c in tgt_cols]]
                                                                  + ([replace_within] if replace_within else []))),
@@ -269,13 +282,13 @@ class LocalDeltaStore(TableStore):
             for c in cmp_cols:
                 if c not in tgt_cols:
                     existing = existing.append_column(c, pa.nulls(existing.num_rows, src.schema.field(c).type))
-            existing_fp = dict(zip(_key_tuples(existing, keys), _fingerprints(existing, cmp_cols)))
+            existing_fp = dict(zip(_key_tuples(existing, keys), _fingerprints(existing, cmp_cols), strict=True))
             src_keys = _key_tuples(src, keys)
             src_fp = _fingerprints(src, cmp_cols)
-            keep = [existing_fp.get(k) != fp for k, fp in zip(src_keys, src_fp)]
+            keep = [existing_fp.get(k) != fp for k, fp in zip(src_keys, src_fp, strict=True)]
             result.unchanged = keep.count(False)
-            result.updated = sum(1 for k, kp in zip(src_keys, keep) if kp and k in existing_fp)
-            result.inserted = sum(1 for k, kp in zip(src_keys, keep) if kp and k not in existing_fp)
+            result.updated = sum(1 for k, kp in zip(src_keys, keep, strict=True) if kp and k in existing_fp)
+            result.inserted = sum(1 for k, kp in zip(src_keys, keep, strict=True) if kp and k not in existing_fp)
             changed = src.filter(pa.array(keep, type=pa.bool_())) if src.num_rows else src
 
             stale: list[tuple] = []
@@ -283,7 +296,7 @@ class LocalDeltaStore(TableStore):
                 groups = set(src.column(replace_within).to_pylist())
                 src_key_set = set(src_keys)
                 ex_groups = existing.column(replace_within).to_pylist()
-                stale = [k for k, g in zip(_key_tuples(existing, keys), ex_groups)
+                stale = [k for k, g in zip(_key_tuples(existing, keys), ex_groups, strict=True)
                          if g in groups and k not in src_key_set]
 
             if changed.num_rows == 0 and not stale:
@@ -322,7 +335,8 @@ class LocalDeltaStore(TableStore):
                 pred = f'"{keys[0]}" IN ({", ".join(_sql_literal(k[0]) for k in part)})'
             else:
                 pred = " OR ".join(
-                    "(" + " AND ".join(f'"{c}" = {_sql_literal(v)}' for c, v in zip(keys, k)) + ")" for k in part
+                    "(" + " AND ".join(f'"{c}" = {_sql_literal(v)}' for c, v in zip(keys, k, strict=True)) + ")"
+                    for k in part
                 )
             if scope_pred:
                 pred = f"({pred}){scope_pred.replace('t.', '')}"
@@ -481,8 +495,8 @@ class UnityCatalogStore(TableStore):
             if n_changed:
                 missing = [f for f in df.schema.fields if f.name not in tgt_types]
                 if missing:  # schema evolution, spelled out (portable across OSS Delta and Databricks)
-                    cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-                    self.spark.sql(f"ALTER TABLE {full} ADD COLUMNS ({cols})")
+                    new_cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+                    self.spark.sql(f"ALTER TABLE {full} ADD COLUMNS ({new_cols})")
                 existing = tgt.select(*keys).join(changed_keys.select(*keys), on=keys, how="left_semi").count()
                 changed.createOrReplaceTempView(view)
                 # explicit column lists: columns of the target that this writer does not know are left
