@@ -9,7 +9,7 @@ WAREHOUSE ?= warehouse
 REHEARSAL_WAREHOUSE ?= warehouse-rehearsal
 PYTEST_ARGS ?=
 
-.PHONY: run rehearsal test venv jars samples bench clean check-java
+.PHONY: run rehearsal test lint venv jars samples bench clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required for local Spark (apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"; exit 1; }
@@ -47,9 +47,14 @@ rehearsal: check-java venv jars
 ## make test: the test suite (reads ../shared when present, skips those tests otherwise), then the
 ## table-layer and Spark Connect tests again through a local Spark Connect server (a process speaks
 ## either classic Spark or Spark Connect). The rehearsal run is one of the tests (tests/test_rehearsal.py).
-test: check-java venv jars
+test: check-java venv jars lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	LAKEDOC_TEST_SPARK_MODE=connect $(PY) -m pytest $(PYTEST_ARGS) tests/test_tables.py tests/test_connect.py
+
+## make lint: ruff and mypy on src/ (configured in pyproject.toml); make test runs it first
+lint: venv
+	$(PY) -m ruff check src
+	$(PY) -m mypy
 
 samples: venv
 	$(VENV)/bin/lakedoc samples $(SAMPLES)

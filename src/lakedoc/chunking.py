@@ -17,8 +17,9 @@ the vector index; chunk ids are ``<doc_id>-<seq>``, stable while a document's ch
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -74,12 +75,12 @@ class ChunkSettings:
     merge_units: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Any, encoder=None) -> "ChunkSettings":
+    def from_config(cls, cfg: Any, encoder=None) -> ChunkSettings:
         sec = cfg["chunking"] if not isinstance(cfg, Mapping) or "chunking" in cfg else cfg
         s = cls(int(sec["max_tokens"]), int(sec["overlap_tokens"]), bool(sec["merge_units"]))
         return s.fitted(encoder) if encoder is not None else s
 
-    def fitted(self, encoder) -> "ChunkSettings":
+    def fitted(self, encoder) -> ChunkSettings:
         """Cap ``max_tokens`` so that prefix + chunk + special tokens fit the model's max_seq_length."""
         room = encoder.max_seq_length - encoder.special_tokens - max(encoder.prefix_tokens("passage"),
                                                                     encoder.prefix_tokens("query"))
@@ -117,7 +118,7 @@ def chunk_document(text: str | None, units: Iterable[Mapping] | None, tokenizer,
     size = settings.max_tokens
     stride = max(1, size - min(settings.overlap_tokens, size - 1))
     pieces: list[tuple[str | None, str | None, str, int]] = []  # kind, ref, text, tokens
-    for (kind, ref, utext), offsets in zip(parts, enc["offset_mapping"]):
+    for (kind, ref, utext), offsets in zip(parts, enc["offset_mapping"], strict=True):
         n = len(offsets)
         if n == 0:
             continue
@@ -163,7 +164,7 @@ __all__ = ["Chunk", "ChunkSettings", "chunk_document", "chunk_rows", "chunk_id",
 
 
 def _demo(texts: Sequence[str]) -> None:  # pragma: no cover
-    from lakedoc.encoder import get_encoder, EncoderSettings
+    from lakedoc.encoder import EncoderSettings, get_encoder
 
     enc = get_encoder(EncoderSettings())
     for c in chunk_document(None, [{"kind": "page", "ref": f"page {i+1}", "text": t} for i, t in enumerate(texts)],

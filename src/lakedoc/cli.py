@@ -34,7 +34,7 @@ def setup_logging(verbose: bool = False) -> None:
     if not any(getattr(h, "_lakedoc", False) for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-        h._lakedoc = True  # type: ignore[attr-defined]
+        h._lakedoc = True  # type: ignore[attr-defined]  # our marker attribute on the handler
         root.addHandler(h)
     root.setLevel(level)
     for noisy in ("py4j", "pyspark", "urllib3", "azure", "httpx", "presidio-analyzer", "presidio-anonymizer",
@@ -50,7 +50,8 @@ def _task_parser() -> argparse.ArgumentParser:
                    help="configuration target: local, dev or prod (conf/<target>.yml)")
     p.add_argument("--conf-dir", default=None, help="folder holding base.yml and <target>.yml")
     p.add_argument("--config", default=None, help="an extra YAML file merged over conf/")
-    p.add_argument("--input", default=None, help="input folder/volume (overrides input.path)")
+    p.add_argument("--input", default=None,
+                   help="input folder/volume (overrides input.path; a relative path is relative to the current folder)")
     p.add_argument("--run-id", default=None, help="run id shared by the tasks of one job run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration key, e.g. --set ingest.timeout_s=60")
@@ -203,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the job DAG locally (the same YAML the bundle deploys)")
     r.add_argument("--config", help="extra YAML merged over conf/")
-    r.add_argument("--input", help="input folder (default: input.path; samples are generated if it is missing)")
+    r.add_argument("--input", help="input folder, relative to the current folder (default: input.path, relative "
+                                   "to the checkout; samples are generated if it is missing)")
     r.add_argument("--warehouse", help="folder of the local Delta tables (default: tables.warehouse)")
     r.add_argument("--only", help="comma-separated task keys or patterns, e.g. 'ingest_*,redact_pii'")
     r.add_argument("--target", default="local", help="configuration target (default: local)")

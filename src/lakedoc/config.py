@@ -25,9 +25,10 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, overload
 
 import yaml
 
@@ -227,8 +228,15 @@ class Config:
             node = node[p]
         return node
 
-    def with_overrides(self, sets: Mapping) -> "Config":
+    def with_overrides(self, sets: Mapping) -> Config:
         return Config(self.target, validate(interpolate(deep_merge(self.data, sets))), self.conf_dir)
+
+    @overload
+    def resolve_path(self, value: str) -> str: ...
+    @overload
+    def resolve_path(self, value: None) -> None: ...
+    @overload
+    def resolve_path(self, value: str | None) -> str | None: ...
 
     def resolve_path(self, value: str | None) -> str | None:
         """Relative local paths in the config are relative to the repository root (conf/..)."""

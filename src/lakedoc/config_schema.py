@@ -5,8 +5,9 @@ of ``conf/base.yml`` is known here and that every schema key is documented.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 
 class ConfigError(ValueError):

@@ -25,8 +25,9 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class EncoderSettings:
     worker_threads: int = 1
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "EncoderSettings":
+    def from_config(cls, cfg: Any) -> EncoderSettings:
         if isinstance(cfg, EncoderSettings):
             return cfg
         section = cfg["encoder"] if _has_section(cfg, "encoder") else cfg
@@ -173,8 +174,8 @@ class Encoder:
             precision = "fp32"
         self.precision = precision
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        kw = {"cache_folder": local_path(settings.cache_dir)} if settings.cache_dir else {}
-        self.model = SentenceTransformer(load_from, device=self.device, **kw)
+        cache_folder = local_path(settings.cache_dir) if settings.cache_dir else None  # None: the HF default
+        self.model = SentenceTransformer(load_from, device=self.device, cache_folder=cache_folder)
         if precision == "fp16":
             self.model.half()
         elif precision == "bf16":
@@ -183,9 +184,13 @@ class Encoder:
         model_max = int(getattr(self.model, "max_seq_length", 0) or 512)
         if settings.max_seq_length:
             self.model.max_seq_length = min(int(settings.max_seq_length), model_max)
-        self.max_seq_length: int = int(self.model.max_seq_length)
+        # a model that does not state its limit (None) gets the same 512 as model_max above
+        seq_len = self.model.max_seq_length
+        self.max_seq_length: int = int(seq_len if seq_len is not None else model_max)
         dim = (getattr(self.model, "get_embedding_dimension", None)
                or self.model.get_sentence_embedding_dimension)()
+        if dim is None:
+            raise ValueError(f"encoder model {self.model_id} does not report its embedding dimension")
         self.dimension: int = int(dim)
         self.tokenizer = self.model.tokenizer
         self._lock = threading.Lock()

@@ -36,9 +36,10 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -370,7 +371,7 @@ class Thresholds:
                 "validation_micro_f1": self.validation_micro_f1}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Thresholds":
+    def from_dict(cls, d: dict) -> Thresholds:
         return cls(**d)
 
 
@@ -417,6 +418,7 @@ def tune_thresholds(y_true: np.ndarray, scores: np.ndarray, grid: Sequence[float
         f = _f1(*_f1_counts(y, apply_thresholds(s, values, opt)))
         if best is None or f > best[1] + 1e-12:
             best = (opt, f)
+    assert best is not None  # options is never empty
     return Thresholds(names, [float(v) for v in values], best[0], best_global, tuned, float(best[1]))
 
 

@@ -31,9 +31,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -379,7 +380,8 @@ def provision_spacy(cfg, *, force: bool = False, staging: Path | None = None,
         manifest.put(key, {"kind": "spacy", "model": model, "version": version, "wheel": wheel, "source": spec,
                            "runtime_spacy": want, **meta, "placed_at": _now()})
         log.info("spaCy model %s %s placed: %s", model, version, dest / wheel)
-        out.append({"item": key, "status": "placed", "wheel": wheel, "path": str(dest / wheel), "sha256": meta["sha256"]})
+        out.append({"item": key, "status": "placed", "wheel": wheel, "path": str(dest / wheel),
+                    "sha256": meta["sha256"]})
     return out
 
 

@@ -59,7 +59,7 @@ def load_bundle(root: str | Path = ".") -> Bundle:
     if not main.is_file():
         raise FileNotFoundError(f"no databricks.yml in {root}")
     config = yaml.safe_load(main.read_text()) or {}
-    jobs: dict[str, dict] = dict(((config.get("resources") or {}).get("jobs") or {}))
+    jobs: dict[str, dict] = dict((config.get("resources") or {}).get("jobs") or {})
     job_files = {k: main for k in jobs}
     for pattern in config.get("include") or []:
         for path in sorted(root.glob(pattern)):
@@ -164,8 +164,8 @@ def load_entry_point(path: Path):
         raise FileNotFoundError(f"entry point {path} does not exist")
     name = "lakedoc_entry_" + re.sub(r"\W", "_", str(path))
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
     if not hasattr(module, "main"):
         raise AttributeError(f"{path} has no main(argv) function")

@@ -77,12 +77,12 @@ import json
 import random
 import sys
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape as xml_escape
 
 try:  # PyMuPDF >= 1.24 exposes ``pymupdf``; older releases only ``fitz``.
@@ -295,7 +295,8 @@ class _Section:
 
 def _sections_text(sections: Iterable[_Section]) -> tuple[str, str]:
     """Return (prose text, table text) of ``sections``."""
-    prose, tables = [], []
+    prose: list[str] = []
+    tables: list[str] = []
     for s in sections:
         if s.heading:
             prose.append(s.heading)
@@ -471,8 +472,8 @@ def _render_xlsx(title: str, sheets: Sequence[_Sheet], *, author: str) -> tuple[
             ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
         row = 3
         if spec.header:
-            for c, value in enumerate(spec.header, start=1):
-                ws.cell(row=row, column=c, value=value).font = Font(bold=True)
+            for c, heading in enumerate(spec.header, start=1):
+                ws.cell(row=row, column=c, value=heading).font = Font(bold=True)
             row += 1
         for values in spec.rows:
             for c, value in enumerate(values, start=1):
@@ -589,12 +590,11 @@ class _PdfComposer:
     def __init__(self, protect: Sequence[str] = ()) -> None:
         self.doc = pymupdf.open()
         self.protect = list(protect)
-        self.page = None
         self.y = 0.0
         self._new_page()
 
     def _new_page(self) -> None:
-        self.page = self.doc.new_page(width=self.WIDTH, height=self.HEIGHT)
+        self.page: pymupdf.Page = self.doc.new_page(width=self.WIDTH, height=self.HEIGHT)
         self.y = self.MARGIN
 
     def _room(self, height: float) -> None:
@@ -631,8 +631,9 @@ class _PdfComposer:
         for i, row in enumerate(rows):
             self._room(size * 1.45)
             x = float(self.MARGIN)
-            for value, w in zip(row, widths):
-                self.page.insert_text((x, self.y + size), str(value), fontsize=size, fontname="hebo" if i == 0 else "helv")
+            for value, w in zip(row, widths, strict=False):
+                self.page.insert_text((x, self.y + size), str(value), fontsize=size,
+                                      fontname="hebo" if i == 0 else "helv")
                 x += w
             self.y += size * 1.45
         self.gap(size)
@@ -650,7 +651,8 @@ class _PdfComposer:
 
     def finish(self, title: str, author: str, footer: str | None = None) -> bytes:
         count = self.doc.page_count
-        for number, page in enumerate(self.doc, start=1):
+        for number in range(1, count + 1):
+            page = self.doc[number - 1]
             label = f"{footer} | Page {number} of {count}" if footer else f"Page {number} of {count}"
             page.insert_text((self.MARGIN, self.HEIGHT - 40), label, fontsize=8, fontname="helv", color=(0.4, 0.4, 0.4))
         return _pdf_bytes(self.doc, title, author)
@@ -760,7 +762,7 @@ def _render_eml(
     blocks = list(body)
     if table:
         widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-        aligned = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in table]
+        aligned = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip() for row in table]
         blocks.insert(len(blocks) - 1, "\n".join(aligned))  # before the sign-off
     plain = "\n\n".join(_wrap_block(b, 76, protect) for b in blocks) + "\n"
     msg.set_content(plain)
@@ -1480,7 +1482,8 @@ def _csv_grain(pools: _Pools) -> _Sample:
                      drivers[i % 3], phones[i % 3], remark])
     data, parts = _render_csv(header, rows)
     title = "Elevator receipts - wheat deliveries, October 2024"
-    return _Sample("csv/grain_elevator_receipts.csv", title, ["grain"], data, parts, p.values, features=["free_text_column"])
+    return _Sample("csv/grain_elevator_receipts.csv", title, ["grain"], data, parts, p.values,
+                   features=["free_text_column"])
 
 
 def _csv_crude(pools: _Pools) -> _Sample:
@@ -1511,7 +1514,8 @@ def _csv_crude(pools: _Pools) -> _Sample:
                      load, disch, buyer.name, buyer.email, comment])
     data, parts = _render_csv(header, rows)
     title = "Crude oil cargo nominations - December 2024 loading"
-    return _Sample("csv/crude_cargo_nominations.csv", title, ["crude"], data, parts, p.values, features=["free_text_column"])
+    return _Sample("csv/crude_cargo_nominations.csv", title, ["crude"], data, parts, p.values,
+                   features=["free_text_column"])
 
 
 # ---- deliberately bad files --------------------------------------------------

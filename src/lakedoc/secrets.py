@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,14 @@ def describe(ref: Mapping[str, Any] | None) -> str:
     if ref.get("scope"):
         parts.append(f"secret scope {ref['scope']!r} key {ref.get('key')!r}")
     return " or ".join(parts)
+
+
+@overload
+def resolve_secret(ref: Mapping[str, Any] | None, *, required: Literal[True] = ...,
+                   environ: Mapping[str, str] | None = None) -> str: ...
+@overload
+def resolve_secret(ref: Mapping[str, Any] | None, *, required: bool,
+                   environ: Mapping[str, str] | None = None) -> str | None: ...
 
 
 def resolve_secret(ref: Mapping[str, Any] | None, *, required: bool = True,
@@ -137,8 +146,8 @@ def _classify(exc: BaseException) -> str:
     try:
         from databricks.sdk import errors as E
     except ImportError:  # pragma: no cover
-        E = None
-    if E is not None:
+        pass
+    else:
         if isinstance(exc, E.NotFound):
             return "not_found"
         if isinstance(exc, E.PermissionDenied):

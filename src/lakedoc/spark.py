@@ -86,7 +86,7 @@ def delta_jars(fetch: bool = True) -> list[Path] | None:
     if not fetch or mvn is None:
         return None
     d.mkdir(parents=True, exist_ok=True)
-    for a, f in zip(DELTA_ARTIFACTS, files):
+    for a, f in zip(DELTA_ARTIFACTS, files, strict=True):
         if f.is_file():
             continue
         log.info("fetching io.delta:%s:%s with Maven into %s", a, v, d)

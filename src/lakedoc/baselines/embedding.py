@@ -15,7 +15,7 @@ TF-IDF baselines (:mod:`lakedoc.baselines.tfidf`).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def encode_texts(texts: Sequence[str], cfg) -> np.ndarray:
     todo = [i for i, k in enumerate(keys) if k not in _CACHE]
     if todo:
         vecs = np.asarray(enc.encode([texts[i] for i in todo], kind="passage"), dtype=np.float32)
-        for i, v in zip(todo, vecs):
+        for i, v in zip(todo, vecs, strict=True):
             _CACHE[keys[i]] = v
     return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float32)
 

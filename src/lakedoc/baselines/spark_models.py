@@ -20,13 +20,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lakedoc.evaluation import Method, Thresholds
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class SparkMultiLabel(Method):
 
     def __init__(self) -> None:
         self.label_names: list[str] = []
-        self.feature_model = None          # a fitted PipelineModel (or None)
+        self.feature_model: PipelineModel | None = None  # a fitted feature pipeline
         self.models: list[Any] = []        # one fitted binary model per label
         self.thresholds: Thresholds | None = None
         self.params: dict = {}
@@ -192,7 +196,7 @@ class SparkMultiLabel(Method):
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: str, cfg=None) -> "SparkMultiLabel":
+    def load(cls, path: str, cfg=None) -> SparkMultiLabel:
         from pyspark.ml import PipelineModel
 
         meta = json.loads(_read_text(f"{path}/meta.json"))

@@ -29,8 +29,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lakedoc.evaluation import (MethodUnavailable, content_hash, eval_settings, evaluate_method, load_jsonl,
-                                load_method, three_way_split)
+from lakedoc.evaluation import (
+    MethodUnavailable,
+    content_hash,
+    eval_settings,
+    evaluate_method,
+    load_jsonl,
+    load_method,
+    three_way_split,
+)
 from lakedoc.tasks import TaskContext, TaskResult
 
 REDACTED = "documents_redacted"
@@ -136,8 +143,8 @@ def _doc_vectors(spark, store, model: str | None):
             return None, None
         model = top[0]["model"]
         emb = emb.filter(F.col("model") == model)
-    mean = (emb.groupBy("doc_id").agg(Summarizer.mean(array_to_vector("vector")).alias("v"))
-            .select("doc_id", vector_to_array("v", "float32").alias("v")))
+    mean = (emb.groupBy("doc_id").agg(Summarizer.mean(array_to_vector(F.col("vector"))).alias("v"))
+            .select("doc_id", vector_to_array(F.col("v"), "float32").alias("v")))
     norm = F.sqrt(F.aggregate("v", F.lit(0.0).cast("double"), lambda a, x: a + x * x))
     vec = F.transform("v", lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
     return mean.select("doc_id", vec.alias("vector")), model

@@ -17,12 +17,12 @@ TOKEN_PATTERN = r"[^\p{L}\p{N}]+"
 
 
 def tfidf_pipeline(params: dict, input_col: str = "text"):
-    from pyspark.ml import Pipeline
-    from pyspark.ml.feature import (IDF, HashingTF, NGram, Normalizer, RegexTokenizer, SQLTransformer,
-                                    StopWordsRemover)
+    from pyspark.ml import Estimator, Pipeline, Transformer
+    from pyspark.ml.feature import IDF, HashingTF, NGram, Normalizer, RegexTokenizer, SQLTransformer, StopWordsRemover
 
-    stages = [RegexTokenizer(inputCol=input_col, outputCol="_tokens", pattern=TOKEN_PATTERN, gaps=True,
-                             toLowercase=True, minTokenLength=2)]
+    stages: list[Estimator | Transformer] = [
+        RegexTokenizer(inputCol=input_col, outputCol="_tokens", pattern=TOKEN_PATTERN, gaps=True,
+                       toLowercase=True, minTokenLength=2)]
     col = "_tokens"
     if params.get("stop_words", True):
         stages.append(StopWordsRemover(inputCol=col, outputCol="_words"))

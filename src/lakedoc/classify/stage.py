@@ -24,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lakedoc.chunking import CHUNKS, CHUNKS_SCHEMA, ChunkSettings
 from lakedoc.tasks import TaskContext, TaskResult
+
+if TYPE_CHECKING:
+    from lakedoc.classify.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ class Plan:
                                 f"{self.chunking.max_tokens}|{self.chunking.overlap_tokens}|"
                                 f"{int(self.chunking.merge_units)}")
         self.classify = classify
+        self.taxonomy: Taxonomy | None = None
         self.write_embeddings = bool(cfg["classify"]["write_embeddings"]) or not classify
         self.min_words = int(cfg["classify"]["min_words"])
         if classify:
@@ -97,7 +102,6 @@ class Plan:
                 json.dumps([self.thresholds.global_threshold, sorted(self.thresholds.per_label.items()),
                             self.thresholds.at_least_one]))
         else:
-            self.taxonomy = None
             self.classify_signature = ""
 
 
@@ -107,6 +111,7 @@ _SCORERS: dict[tuple, Any] = {}
 def _scorer(plan: Plan, encoder):
     from lakedoc.classify.zero_shot import ZeroShotScorer
 
+    assert plan.taxonomy is not None, "a scorer is only built for a classifying plan"
     key = (plan.encoder, plan.taxonomy.hash(), plan.scoring, plan.chunking)
     if key not in _SCORERS:
         _SCORERS[key] = ZeroShotScorer(encoder, plan.taxonomy, plan.scoring, plan.chunking)
@@ -129,7 +134,7 @@ def process_documents(rows: list[dict], plan: Plan) -> list[dict]:
     vecs = enc.encode([c.text for c in flat], kind="passage", token_counts=[c.token_count for c in flat])
     scorer = _scorer(plan, enc) if plan.classify else None
     out, pos = [], 0
-    for r, cs in zip(rows, per_doc):
+    for r, cs in zip(rows, per_doc, strict=True):
         v = vecs[pos:pos + len(cs)]
         pos += len(cs)
         wc = word_count(r.get("redacted_text"))
@@ -146,11 +151,12 @@ def process_documents(rows: list[dict], plan: Plan) -> list[dict]:
             elif wc < plan.min_words:
                 outcome, reason = "skipped", f"too_short: {wc} words < classify.min_words {plan.min_words}"
             else:
+                assert scorer is not None  # plan.classify
                 scores = scorer.doc_scores(v)[None, :]
                 predicted, th = plan.thresholds.apply(scores, scorer.label_names)
                 outcome = "classified"
                 preds = [{"label": n, "score": float(s), "predicted": bool(p), "threshold": float(t)}
-                         for n, s, p, t in zip(scorer.label_names, scores[0], predicted[0], th)]
+                         for n, s, p, t in zip(scorer.label_names, scores[0], predicted[0], th, strict=True)]
         out.append({"doc_id": r["doc_id"], "input_hash": r.get("input_hash"), "chunk_hash": r.get("chunk_hash"),
                     "outcome": outcome, "reason": reason, "word_count": wc, "n_chunks": len(cs),
                     "chunks": chunks, "predictions": preds})
@@ -348,7 +354,7 @@ def _cache(df):
 def _uncache(df) -> None:
     try:
         df.unpersist()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - best effort: nothing cached (e.g. serverless) means nothing to free
         pass
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
@@ -63,7 +63,7 @@ class Taxonomy:
         payload = [[lab.name, list(lab.descriptions), lab.parent] for lab in self.labels]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
-    def restricted(self, names: Sequence[str]) -> "Taxonomy":
+    def restricted(self, names: Sequence[str]) -> Taxonomy:
         """A taxonomy with exactly ``names`` in that order; unknown names are described by themselves."""
         missing = [n for n in names if n not in self]
         if missing:

@@ -72,7 +72,8 @@ def load_threshold_set(path: str | None, expected: dict, default: float, at_leas
                         bool(data.get("at_least_one", at_least_one)), str(p))
 
 
-def stage_thresholds(cfg, encoder_model: str, prefix_scheme: str, taxonomy, scoring, chunk_signature: str) -> ThresholdSet:
+def stage_thresholds(cfg, encoder_model: str, prefix_scheme: str, taxonomy, scoring,
+                     chunk_signature: str) -> ThresholdSet:
     c = cfg["classify"]
     expected = fingerprint(encoder_model, prefix_scheme, taxonomy.hash(), scoring.signature(), chunk_signature)
     path = cfg.resolve_path(c["thresholds_file"]) if c["thresholds_file"] else None
@@ -111,7 +112,7 @@ def tune(cfg, records: list[dict], *, source: str, seed: int | None = None) -> d
         "taxonomy": taxonomy.name,
         "global_threshold": th.global_threshold,
         "at_least_one": th.at_least_one,
-        "thresholds": {n: v for n, v in zip(names, th.values)},
+        "thresholds": {n: v for n, v in zip(names, th.values, strict=True)},
         "tuned_labels": th.tuned_labels,
         "validation": {"source": source, "n_docs": len(records), "seed": seed,
                        "micro_f1": round(metrics["micro_f1"], 4), "macro_f1": round(metrics["macro_f1"], 4)},

@@ -21,13 +21,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lakedoc.chunking import ChunkSettings, chunk_document
 from lakedoc.classify.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from lakedoc.evaluation import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ class ScoringSettings:
     propagate_to_parent: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ScoringSettings":
+    def from_config(cls, cfg: Any) -> ScoringSettings:
         c = cfg["classify"]
         return cls(c["aggregation"], int(c["top_k"]), c["description_pooling"], float(c["sigmoid_scale"]),
                    float(c["sigmoid_bias"]), bool(c["propagate_to_parent"]))
@@ -66,7 +70,7 @@ def description_vectors(encoder, descriptions: Sequence[str]) -> np.ndarray:
         todo = sorted({i for i, k in enumerate(keys) if k not in _LABEL_CACHE})
         if todo:
             vecs = encoder.encode([descriptions[i] for i in todo], kind="query")
-            for i, v in zip(todo, vecs):
+            for i, v in zip(todo, vecs, strict=True):
                 _LABEL_CACHE[keys[i]] = v
         return np.stack([_LABEL_CACHE[k] for k in keys]) if keys else np.zeros((0, encoder.dimension), np.float32)
 
@@ -181,9 +185,9 @@ class ZeroShotMethod:
 
     name = "zero_shot"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.scorer: ZeroShotScorer | None = None
-        self.thresholds = None
+        self.thresholds: Thresholds | None = None  # set by the evaluation harness
 
     def fit(self, train_texts, train_labels, label_names, cfg) -> None:
         from lakedoc.classify.taxonomy import taxonomy_for

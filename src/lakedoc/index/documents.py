@@ -68,6 +68,8 @@ def index_documents(spark, store, model_id: str, prefix_scheme: str | None, labe
         for c in ("source_path", "file_name", "format"):
             meta = meta.withColumn(c, F.coalesce(F.col(c), F.col("b_" + c)))
     else:
+        if meta is None:
+            raise LookupError(f"neither {DOCUMENTS} nor {REDACTED} exists (the caller checks missing_inputs)")
         for c in ("source_path", "file_name", "format"):
             meta = meta.withColumn(c, F.col("b_" + c))
     meta = meta.select("doc_id", "source_path", "file_name", "format", "modified_at")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Hit:
     chunk_id: str
-    doc_id: str
+    doc_id: str | None  # None when the index document has none (Azure returns null)
     score: float
     text: str = ""
     file_name: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from lakedoc.index.hit import Hit
 
@@ -60,8 +60,8 @@ def format_hits(hits: list[Hit], query: str = "") -> str:
         where = h.file_name or h.source_path or h.doc_id
         loc = f" [{h.unit_ref}]" if h.unit_ref else ""
         scores = {s["label"]: s.get("score") for s in h.label_scores or []}
-        labels = ", ".join(f"{l} {scores[l]:.2f}" if isinstance(scores.get(l), (int, float)) else l
-                           for l in h.labels) or "-"
+        labels = ", ".join(f"{lab} {scores[lab]:.2f}" if isinstance(scores.get(lab), (int, float)) else lab
+                           for lab in h.labels) or "-"
         lines.append(f"{i:>2}. {h.score:.4f}  {where}{loc}  ({h.format or '?'})  labels: {labels}")
         lines.append(f"    {h.snippet(200, query)}")
     return "\n".join(lines)

@@ -50,7 +50,7 @@ def read_state(store, backend: str, index_name: str) -> dict[str, tuple[str, str
     t = store.read_arrow(INDEX_STATE, ["chunk_id", "doc_id", "content_hash"],
                          where={"backend": backend, "index_name": index_name})
     d = t.to_pydict()
-    return {c: (h, doc) for c, h, doc in zip(d["chunk_id"], d["content_hash"], d["doc_id"])}
+    return {c: (h, doc) for c, h, doc in zip(d["chunk_id"], d["content_hash"], d["doc_id"], strict=True)}
 
 
 def record_pushed(store, backend: str, index_name: str, rows: list[tuple[str, str, str]], run_id: str) -> None:
@@ -93,7 +93,7 @@ def run(ctx: TaskContext) -> TaskResult:
     desired = cached(index_documents(ctx.spark, store, model_id, scheme, ic["label_method"]))
     try:
         keys = desired.select("chunk_id", "doc_id", "content_hash").toArrow().to_pydict()
-        wanted = {c: (h, d) for c, h, d in zip(keys["chunk_id"], keys["content_hash"], keys["doc_id"])}
+        wanted = {c: (h, d) for c, h, d in zip(keys["chunk_id"], keys["content_hash"], keys["doc_id"], strict=True)}
         n_chunks = store.read_arrow("chunks", ["chunk_id"]).num_rows
         details: dict = {"backend": ic["backend"], "index": ic["name"], "model": model_id,
                          "chunks": n_chunks, "indexable": len(wanted),

@@ -17,6 +17,7 @@ import struct
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Callable
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -113,7 +114,7 @@ def _detect_zip(data: bytes, ext: str) -> str:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = zf.namelist()
-        read = zf.read
+        read: Callable[[str], bytes] = zf.read
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
         members = _local_members(data)  # truncated zip: no central directory
         names = list(members)
@@ -313,7 +314,7 @@ def _looks_like_rfc822(text: str) -> bool:
     lines = text.lstrip("\r\n").splitlines()
     if lines and lines[0].startswith("From "):  # mbox separator line
         lines = lines[1:]
-    names = []
+    names: list[str] = []
     for line in lines[:200]:
         if not line.strip():
             break

@@ -311,7 +311,7 @@ def _deadline(seconds: float | None):
     """
     usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
-    if not usable:
+    if not usable or seconds is None:
         yield
         return
     state = {"active": True}

@@ -23,8 +23,9 @@ import re
 import threading
 import types
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from lakedoc.config_schema import ConfigError
 
@@ -98,7 +99,7 @@ def load_settings(section: Mapping[str, Any]) -> dict:
 
                 regex.compile(p["regex"], regex.DOTALL | regex.MULTILINE | regex.IGNORECASE)
             except regex.error as exc:
-                raise ConfigError(f"'{where}.patterns[{j}].regex' is not a valid regular expression: {exc}")
+                raise ConfigError(f"'{where}.patterns[{j}].regex' is not a valid regular expression: {exc}") from exc
             score = p.get("score", 0.5)
             if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
                 raise ConfigError(f"'{where}.patterns[{j}].score' must be between 0 and 1")
@@ -142,7 +143,7 @@ def _model_versions(settings: Mapping) -> dict:
     try:
         import spacy
 
-        for lang, name in sorted(settings["spacy_models"].items()):
+        for _lang, name in sorted(settings["spacy_models"].items()):
             try:
                 out[name] = spacy.util.get_package_version(name) or "path"
             except Exception:  # noqa: BLE001 - a model given as a folder
@@ -154,7 +155,7 @@ def _model_versions(settings: Mapping) -> dict:
 
         out["presidio_analyzer"] = version("presidio_analyzer")
         out["presidio_anonymizer"] = version("presidio_anonymizer")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - versions are informative only; a missing one is left out
         pass
     return out
 
@@ -224,13 +225,15 @@ def offline_tldextract() -> None:
     if getattr(email_recognizer, "_lakedoc_offline", False):
         return
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)
-    email_recognizer._lakedoc_offline = True
+    # deliberate monkeypatch of Presidio's module: its tldextract becomes a stand-in with .extract
+    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]
+    email_recognizer._lakedoc_offline = True  # type: ignore[attr-defined]  # marker on the patched module
 
 
 def _check_spacy_model(name: str) -> None:
-    import spacy
     from pathlib import Path
+
+    import spacy
 
     if not (spacy.util.is_package(name) or Path(name).exists()):
         raise ConfigError(
@@ -241,8 +244,9 @@ def _check_spacy_model(name: str) -> None:
 
 
 def _build_nlp_engine(settings: Mapping):
-    from presidio_analyzer.nlp_engine import NerModelConfiguration
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
+    engine: SpacyNlpEngine  # TransformersNlpEngine is a SpacyNlpEngine
     ner_conf = NerModelConfiguration()  # Presidio's defaults (labels_to_ignore, entity mapping)
     if settings.get("transformers_model"):
         from presidio_analyzer.nlp_engine import TransformersNlpEngine
@@ -260,8 +264,6 @@ def _build_nlp_engine(settings: Mapping):
                                                              "transformers": settings["transformers_model"]}})
         engine = TransformersNlpEngine(models=models, ner_model_configuration=ner_conf)
     else:
-        from presidio_analyzer.nlp_engine import SpacyNlpEngine
-
         models = []
         for lang in settings["languages"]:
             _check_spacy_model(settings["spacy_models"][lang])
@@ -269,7 +271,8 @@ def _build_nlp_engine(settings: Mapping):
         engine = SpacyNlpEngine(models=models, ner_model_configuration=ner_conf)
     engine.load()
     exclude = settings.get("spacy_disable") or []
-    for nlp in (engine.nlp or {}).values():
+    pipelines: dict[str, Any] = engine.nlp or {}  # lang -> spaCy Language
+    for nlp in pipelines.values():
         for comp in exclude:
             if comp in nlp.pipe_names:
                 nlp.disable_pipe(comp)
@@ -287,7 +290,7 @@ def _lemma_fallback(engine) -> None:
     def to_artifact(doc, language):
         art = orig(doc, language)
         if art.lemmas and not all(art.lemmas):
-            art.lemmas = [lem or tok.lower_ for lem, tok in zip(art.lemmas, doc)]
+            art.lemmas = [lem or tok.lower_ for lem, tok in zip(art.lemmas, doc, strict=False)]
             art.keywords = art.set_keywords(engine, art.lemmas, language)
         return art
 
@@ -387,7 +390,8 @@ class PiiEngine:
                     supported_entity=rec["entity"], name=rec["name"], supported_language=lang,
                     patterns=[Pattern(p.get("name", rec["name"]), p["regex"], float(p.get("score", 0.5)))
                               for p in rec["patterns"]],
-                    context=rec.get("context") or None))
+                    # presidio annotates `context: List[str] = None` (an implicit Optional)
+                    context=rec.get("context") or None))  # type: ignore[arg-type]
             for ent, terms in (settings.get("deny_list") or {}).items():
                 registry.add_recognizer(PatternRecognizer(supported_entity=ent, name=f"deny_list_{ent}",
                                                           supported_language=lang, deny_list=list(terms)))
@@ -430,7 +434,7 @@ class PiiEngine:
             raise ConfigError("an operator is 'hash' but no key was given (pii.hash_key)")
         key = hash_key.encode() if hash_key else b""
 
-        def make(entity: str, op: str) -> "OperatorConfig":
+        def make(entity: str, op: str) -> OperatorConfig:
             if op == "replace":
                 return OperatorConfig("replace", {"new_value": f"<{entity}>"})
             if op == "mask":
@@ -477,17 +481,18 @@ class PiiEngine:
         try:
             artifacts = self.nlp_engine.process_batch([p[2] for p in pieces], language=lang,
                                                       batch_size=self.batch_size)
-            for (i, offset, piece), (_, art) in zip(pieces, artifacts):
-                if isinstance(out[i], Exception):
+            for (i, offset, piece), (_, art) in zip(pieces, artifacts, strict=True):
+                acc = out[i]
+                if isinstance(acc, Exception):
                     continue
                 try:
-                    out[i].extend(self._to_findings(self._analyze_piece(piece, lang, art), offset))
+                    acc.extend(self._to_findings(self._analyze_piece(piece, lang, art), offset))
                 except Exception as exc:  # noqa: BLE001 - the text fails alone
                     out[i] = exc
         except Exception:  # noqa: BLE001 - the NLP pass itself failed: redo text by text
             out = [self._analyze_one(t, lang) for t in texts]
         result: list[list[Finding] | Exception] = []
-        for o, t in zip(out, texts):
+        for o, t in zip(out, texts, strict=True):
             if isinstance(o, Exception):
                 result.append(o)
                 continue
@@ -504,7 +509,7 @@ class PiiEngine:
                 if e > s:
                     found.extend(self._to_findings(self._analyze_piece(text[s:e], lang), s))
             return found
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - returned: the caller fails this text alone
             return exc
 
     def _to_findings(self, results: Iterable, offset: int) -> list[Finding]:
@@ -556,7 +561,7 @@ class PiiEngine:
         # units that are not a verbatim part of their document's text are analysed on their own
         unit_plan: dict[int, list] = {}
         extra_texts: list[str] = []
-        for i, found in zip(todo, analysed):
+        for i, found in zip(todo, analysed, strict=True):
             if isinstance(found, Exception):
                 results[i] = _error(safe_error(found, docs[i].get("text") or ""))
                 continue
@@ -583,6 +588,7 @@ class PiiEngine:
                 units = []
                 for u, how, where in plan:
                     ut = u.get("text") or ""
+                    uf: list[Finding] | Exception
                     if how == "span":
                         uf = [Finding(f.entity_type, max(f.start, where) - where, min(f.end, where + len(ut)) - where,
                                       f.score, f.recognizer)

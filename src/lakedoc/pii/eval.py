@@ -27,8 +27,9 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 # data set type -> (Presidio type, other Presidio types a correct prediction may carry)
 TYPE_MAP: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -51,7 +52,7 @@ TYPE_MAP: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # Goals of the issue on the development set with the local default model.
-GOALS = {
+GOALS: dict[str, Any] = {
     "recall": {"CREDIT_CARD": 0.95, "EMAIL_ADDRESS": 0.95, "PHONE_NUMBER": 0.95, "IBAN_CODE": 0.95,
                "US_SSN": 0.95, "IP_ADDRESS": 0.95, "PERSON": 0.85},
     "overall_precision": 0.80,
@@ -72,20 +73,23 @@ def load_dataset(path: str | Path) -> list[dict]:
 
 def score(samples: Sequence[Mapping], predictions: Sequence[Sequence[Any]], enabled: Sequence[str]) -> dict:
     """Entity-level overlap scores. ``predictions[i]`` holds objects with entity_type/start/end."""
-    enabled = set(enabled)
-    tp_gold, support = defaultdict(int), defaultdict(int)
-    any_found = defaultdict(int)
-    tp_pred, n_pred = defaultdict(int), defaultdict(int)
-    not_enabled, unmapped = defaultdict(int), defaultdict(int)
+    enabled_types = set(enabled)
+    tp_gold: defaultdict[str, int] = defaultdict(int)
+    support: defaultdict[str, int] = defaultdict(int)
+    any_found: defaultdict[str, int] = defaultdict(int)
+    tp_pred: defaultdict[str, int] = defaultdict(int)
+    n_pred: defaultdict[str, int] = defaultdict(int)
+    not_enabled: defaultdict[str, int] = defaultdict(int)
+    unmapped: defaultdict[str, int] = defaultdict(int)
     pii_chars = leaked_chars = 0
-    for sample, preds in zip(samples, predictions):
+    for sample, preds in zip(samples, predictions, strict=False):
         gold = []
         for gtype, s, e in sample["spans"]:
             if gtype not in TYPE_MAP:
                 unmapped[gtype] += 1
                 continue
             ptype, alts = TYPE_MAP[gtype]
-            if ptype not in enabled:
+            if ptype not in enabled_types:
                 not_enabled[gtype] += 1
                 continue
             gold.append((ptype, {ptype, *alts}, s, e))
@@ -102,7 +106,7 @@ def score(samples: Sequence[Mapping], predictions: Sequence[Sequence[Any]], enab
             pii_chars += e - s
             leaked_chars += sum(1 for k in range(s, min(e, len(covered))) if not covered[k])
         for p in preds:
-            if p.entity_type not in enabled:
+            if p.entity_type not in enabled_types:
                 continue
             n_pred[p.entity_type] += 1
             if any(p.entity_type in ok and p.start < e and p.end > s for _, ok, s, e in gold):
@@ -111,7 +115,8 @@ def score(samples: Sequence[Mapping], predictions: Sequence[Sequence[Any]], enab
     for t in sorted(set(support) | set(n_pred)):
         prec = tp_pred[t] / n_pred[t] if n_pred[t] else None
         rec = tp_gold[t] / support[t] if support[t] else None
-        f1 = (2 * prec * rec / (prec + rec)) if prec and rec else (0.0 if prec is not None and rec is not None else None)
+        f1 = ((2 * prec * rec / (prec + rec)) if prec and rec
+              else (0.0 if prec is not None and rec is not None else None))
         per[t] = {"precision": _r(prec), "recall": _r(rec), "f1": _r(f1), "support": support[t],
                   "predicted": n_pred[t], "recall_any_type": _r(any_found[t] / support[t] if support[t] else None)}
     total_pred = sum(n_pred.values())
@@ -205,7 +210,8 @@ def cmd_pii_eval(args) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("pii-eval", help="score the PII analyzer on span-labelled data (presidio-research JSON)")
-    p.add_argument("--data", required=True, help="JSON list of {full_text, spans: [{entity_type, start_position, end_position}]}")
+    p.add_argument("--data", required=True,
+                   help="JSON list of {full_text, spans: [{entity_type, start_position, end_position}]}")
     p.add_argument("--out", help="write the metrics as JSON here")
     p.add_argument("--target", default="local", help="configuration target (default: local)")
     p.add_argument("--config", help="extra YAML merged over conf/")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from lakedoc.config_schema import ConfigError
 
@@ -85,7 +85,7 @@ def english_words(nlp) -> frozenset:
     """The English word list of a spaCy pipeline's rule lemmatizer (WordNet's index of nouns, verbs,
     adjectives and adverbs), lower case; empty when the pipeline has no such table."""
     out: set[str] = set()
-    for name in getattr(nlp, "pipe_names", ()) + list(getattr(nlp, "disabled", ())):
+    for name in list(getattr(nlp, "pipe_names", ())) + list(getattr(nlp, "disabled", ())):
         lookups = getattr(nlp.get_pipe(name), "lookups", None)
         if lookups is not None and lookups.has_table("lemma_index"):
             for v in lookups.get_table("lemma_index").values():
@@ -144,6 +144,8 @@ def make_recognizer(g: dict, language: str, nlp=None):
                 and not tok.is_stop)
 
     class NameGazetteerRecognizer(EntityRecognizer):
+        name: str  # set by EntityRecognizer.__init__ (mypy cannot infer it through the local import)
+
         def load(self) -> None:  # the list is loaded (and cached) above
             pass
 

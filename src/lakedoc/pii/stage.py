@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Iterator
 
 import pandas as pd
 
@@ -53,13 +53,13 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
         engine = get_engine(settings, hash_key)
         for batch in batches:
             docs = []
-            for text, units in zip(batch["text"], batch["units"]):
+            for text, units in zip(batch["text"], batch["units"], strict=True):
                 docs.append({"text": text if isinstance(text, str) else "",
                              "units": [dict(u) for u in units] if units is not None else []})
             results = engine.redact_documents(docs, max_chars=max_chars)
             now = datetime.now(timezone.utc)
             rows = []
-            for rec, res in zip(batch.drop(columns=["text", "units"]).to_dict("records"), results):
+            for rec, res in zip(batch.drop(columns=["text", "units"]).to_dict("records"), results, strict=True):
                 found = res.get("findings") or []
                 counts: dict[str, int] = {}
                 for f in found:
@@ -102,9 +102,9 @@ def plan(ctx: TaskContext, cfg_hash: str) -> tuple[pd.DataFrame, list[str], int]
     else:
         silver = pd.DataFrame(columns=["doc_id", "content_hash", "extractor_version", "config_hash"])
     done = {(d, c, e, h) for d, c, e, h in zip(silver["doc_id"], silver["content_hash"],
-                                                silver["extractor_version"], silver["config_hash"])}
+                                                silver["extractor_version"], silver["config_hash"], strict=True)}
     todo = live[[(d, c, e, cfg_hash) not in done for d, c, e in
-                 zip(live["doc_id"], live["content_hash"], live["extractor_version"])]]
+                 zip(live["doc_id"], live["content_hash"], live["extractor_version"], strict=True)]]
     gone = sorted(set(silver["doc_id"]) - set(live["doc_id"]))
     return todo[["doc_id", "char_count"]].reset_index(drop=True), gone, len(live)
 
@@ -136,7 +136,7 @@ def run(ctx: TaskContext) -> TaskResult:
     for r0 in range(0, len(todo), per_round):
         part = todo.iloc[r0:r0 + per_round]
         n_parts = max(1, min(len(part), slots * int(settings["partitions_per_slot"])))
-        buckets = _balanced_buckets(dict(zip(part["doc_id"], part["char_count"].fillna(0))), n_parts)
+        buckets = _balanced_buckets(dict(zip(part["doc_id"], part["char_count"].fillna(0), strict=True)), n_parts)
         ids = list(buckets)
         src = (store.read(DOCUMENTS, _INPUT_COLUMNS).filter(F.col("doc_id").isin(ids))
                .join(spark.createDataFrame(pd.DataFrame({"doc_id": ids, "_bucket": [buckets[i] for i in ids]})),

@@ -25,9 +25,10 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from lakedoc.index.backends.base import IndexBackend, PushResult
 from lakedoc.index.hit import Hit
@@ -54,7 +55,7 @@ def _iso(v: Any) -> Any:
 
 def to_service_doc(doc: dict) -> dict:
     """An index document as the service wants it: ISO dates, plain float lists, no None collections."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in doc.items():
         if k == "vector":
             out[k] = [float(x) for x in v]
@@ -152,7 +153,7 @@ class AzureSearchBackend(IndexBackend):
         self.stats = {"requests": 0, "request_retries": 0, "item_retries": 0}
 
     @classmethod
-    def from_config(cls, cfg, **overrides) -> "AzureSearchBackend":
+    def from_config(cls, cfg, **overrides) -> AzureSearchBackend:
         ic, az = cfg["index"], cfg["index"]["azure"]
         if not az["endpoint"]:
             raise ValueError("index.azure.endpoint is not set (https://<service>.search.windows.net)")
@@ -166,8 +167,16 @@ class AzureSearchBackend(IndexBackend):
     # -- schema -----------------------------------------------------------------------------------
     def index_definition(self, dimension: int):
         from azure.search.documents.indexes.models import (
-            ComplexField, HnswAlgorithmConfiguration, HnswParameters, SearchableField, SearchField,
-            SearchFieldDataType as T, SearchIndex, SimpleField, VectorSearch, VectorSearchProfile,
+            ComplexField,
+            HnswAlgorithmConfiguration,
+            HnswParameters,
+            SearchableField,
+            SearchField,
+            SearchFieldDataType as T,
+            SearchIndex,
+            SimpleField,
+            VectorSearch,
+            VectorSearchProfile,
         )
 
         fields = [
@@ -328,7 +337,7 @@ class AzureSearchBackend(IndexBackend):
         for c in (self.push_client, self.query_client, self.index_client):
             try:
                 c.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - best effort: one client failing to close must not leak the others
                 pass
 
 

@@ -1,8 +1,8 @@
 """The interface every index backend implements, and the shared index document shape."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from lakedoc.index.hit import Hit
 
@@ -20,7 +20,7 @@ class PushResult:
     requests: int = 0
     retries: int = 0
 
-    def extend(self, other: "PushResult") -> None:
+    def extend(self, other: PushResult) -> None:
         self.succeeded.extend(other.succeeded)
         self.failed.update(other.failed)
         self.requests += other.requests
@@ -32,7 +32,8 @@ class IndexBackend:
 
     name = "base"
 
-    def ensure_index(self, dimension: int) -> None:  # pragma: no cover - interface
+    def ensure_index(self, dimension: int) -> bool:  # pragma: no cover - interface
+        """Create or open the index for vectors of ``dimension``; True when it is new (send everything)."""
         raise NotImplementedError
 
     def upsert(self, docs: list[dict]) -> PushResult:  # pragma: no cover - interface

@@ -31,9 +31,9 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -69,7 +69,7 @@ def _quote(v: str) -> str:
 def where_clause(labels: Sequence[str] | None, format: str | None) -> str | None:
     parts = []
     if labels:
-        parts.append(f"array_has_any(labels, [{', '.join(_quote(l) for l in labels)}])")
+        parts.append(f"array_has_any(labels, [{', '.join(_quote(lab) for lab in labels)}])")
     if format:
         parts.append(f"format = {_quote(format)}")
     return " AND ".join(parts) or None
@@ -193,7 +193,7 @@ class LanceDBBackend(IndexBackend):
         self.work: str | None = None  # the local scratch folder while one is in use
         self._writing = False
         self._known: dict[str, tuple[int, int]] = {}
-        self._cleanup = None
+        self._cleanup: weakref.finalize | None = None
         self.db = self._connect(self.path)
         self._table = None
         self.dimension: int | None = None
@@ -235,6 +235,7 @@ class LanceDBBackend(IndexBackend):
     def _publish(self) -> None:
         """After a write: in staged mode, bring the configured path up to date with the scratch copy."""
         if self.staged and self._writing:
+            assert self.work is not None  # _writable() made the scratch copy
             n = mirror_dataset(self._dataset_dir(self.work), self._dataset_dir(self.path), self._known)
             log.debug("LanceDB table %s published to %s (%d files copied)", self.table_name, self.path, n)
 
@@ -255,7 +256,7 @@ class LanceDBBackend(IndexBackend):
             self._cleanup = None
 
     @classmethod
-    def from_config(cls, cfg) -> "LanceDBBackend":
+    def from_config(cls, cfg) -> LanceDBBackend:
         c = cfg["index"]["lancedb"]
         path = c["path"]
         if path:
@@ -311,6 +312,8 @@ class LanceDBBackend(IndexBackend):
         return True
 
     def _to_arrow(self, docs: list[dict]) -> pa.Table:
+        if self.dimension is None:
+            raise RuntimeError("LanceDBBackend.ensure_index must be called before upsert")
         schema = arrow_schema(self.dimension)
         cols = {f.name: [d.get(f.name) for d in docs] for f in schema}
         return pa.Table.from_pydict(cols, schema=schema)
@@ -352,6 +355,7 @@ class LanceDBBackend(IndexBackend):
         indices = self._indices()
         if n >= self.ann_min_rows and VECTOR_INDEX not in indices:
             parts = self.num_partitions or max(1, int(round(math.sqrt(n))))
+            config: HnswSq | IvfPq
             if self.index_type == "IVF_HNSW_SQ":
                 config = HnswSq(distance_type="cosine", num_partitions=max(1, parts // 16))
             else:

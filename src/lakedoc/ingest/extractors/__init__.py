@@ -434,8 +434,9 @@ class Package:
     def main_part(self, fallback: str) -> str:
         targets = self.rel_targets("", "officeDocument")
         for t in targets:
-            if self.find(t):
-                return self.find(t)
+            part = self.find(t)
+            if part:
+                return part
         found = self.find(fallback)
         if not found:
             raise CorruptError(f"not a valid OOXML package: main part {fallback} is missing")

@@ -88,7 +88,7 @@ class _Document:
             for ref in sect:
                 kind = {"headerReference": "header", "footerReference": "footer"}.get(local(ref))
                 target = self.pkg.rel_by_id(self.main, rel_id(ref)) if kind else None
-                if target:
+                if kind and target:
                     refs.append((kind, attr(ref, "type", "default"), target))
         if not refs:  # no section references: fall back to every header/footer relationship
             refs = [(r.type, "default", r.target) for r in self.pkg.rels(self.main)
@@ -180,7 +180,7 @@ class _Document:
         """Text of an altChunk part (HTML, MHT, plain text); other kinds become attachments."""
         target = self.pkg.rel_by_id(self._part, rel_id(el))
         data = self.pkg.read(target) if target else None
-        if not data:
+        if not data or not target:
             return []
         ext = target.rpartition(".")[2].lower()
         if ext in ("htm", "html", "xhtml", "xml"):
@@ -235,7 +235,9 @@ def _mht_text(data: bytes) -> str:
     texts = []
     for part in msg.walk():
         if part.get_content_type() in ("text/html", "text/plain"):
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):  # decode=True gives bytes for a non-multipart part
+                payload = b""
             charset = part.get_content_charset()
             texts.append(html_to_text(decode_html_bytes(payload, charset))
                          if part.get_content_type() == "text/html" else decode_text(payload))

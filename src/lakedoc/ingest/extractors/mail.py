@@ -177,7 +177,8 @@ def _eml_text(part) -> str:
     except Exception:  # noqa: BLE001 - LookupError, decoding errors, defects ...
         payload = part.get_payload(decode=True) or b""
         charset = _safe(part.get_content_charset)
-        charset = re.match(r"[\w.:-]+", charset).group(0) if charset and re.match(r"[\w.:-]+", charset) else None
+        m = re.match(r"[\w.:-]+", charset) if charset else None
+        charset = m.group(0) if m else None
         if charset:
             try:
                 return payload.decode(charset)

@@ -94,7 +94,8 @@ def _encrypted_payload(doc: pymupdf.Document) -> str | None:
 def _page_units(doc: pymupdf.Document) -> tuple[list[Unit], int]:
     """One unit per page (empty pages give empty units, dropped later); count of unreadable pages."""
     units, failed = [], 0
-    for number, page in enumerate(doc, 1):
+    for number in range(1, doc.page_count + 1):
+        page = doc[number - 1]
         try:
             text = page.get_text("text", flags=_TEXT_FLAGS)
             text += _missing_field_values(page, text)
@@ -117,7 +118,8 @@ def _missing_field_values(page: pymupdf.Page, text: str) -> str:
 
 
 def _has_images(doc: pymupdf.Document) -> bool:
-    for page in doc:
+    for index in range(doc.page_count):
+        page = doc[index]
         try:
             if page.get_images(full=False) or page.get_image_info():
                 return True

@@ -65,8 +65,9 @@ def _slide_parts(pkg: Package, prs_part: str, prs) -> list[str]:
     parts = []
     for sld in (id_list if id_list is not None else []):
         target = pkg.rel_by_id(prs_part, rel_id(sld))
-        if target and pkg.find(target):
-            parts.append(pkg.find(target))
+        part = pkg.find(target) if target else None
+        if part:
+            parts.append(part)
     return parts
 
 
