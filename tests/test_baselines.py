@@ -65,6 +65,10 @@ class _RunsOnlyStore:
         assert table == "pipeline_runs", f"the task touched {table} before failing"
         self.runs.extend(data.to_pylist())
 
+    def exists(self, table):
+        assert table == "pipeline_runs", f"the task touched {table} before failing"
+        return False  # no earlier run to mark abandoned
+
     def __getattr__(self, name):
         pytest.fail(f"the task used the table store ({name}) before failing")
 
@@ -87,7 +91,7 @@ def test_xgb_methods_fail_at_once_on_spark_connect(connect, monkeypatch):
                    "XGBoost's distributed training uses barrier RDD tasks, which Spark Connect (serverless, "
                    "standard access mode) does not offer; remove it from baselines.methods or run the baselines "
                    "task on a dedicated cluster.")
-    assert store.runs[0]["status"] == "failed" and store.runs[0]["error"] == run.error
+    assert [r["status"] for r in store.runs] == ["running", "failed"] and store.runs[-1]["error"] == run.error
 
     both = cfg.with_overrides({"baselines": {"methods": ["embedding_xgb", "tfidf_lr", "tfidf_xgb"]}})
     with pytest.raises(NeedsClassicSpark) as info:
@@ -309,3 +313,50 @@ def test_training_fingerprint_follows_data_and_model_settings_only():
     assert fp != training_fingerprint("tfidf_lr", train, val, [], {**sec, "lr_max_iter": 50})
     assert fp != training_fingerprint("embedding_lr", train, val, [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, val, [], sec, embedding_model="e5")
+
+
+def _store(kind, spark, tmp_path):
+    import uuid
+
+    from lakedoc.tables import LocalDeltaStore, UnityCatalogStore
+
+    if kind == "local":
+        return LocalDeltaStore(tmp_path / "wh", spark)
+    schema = f"lakedoc_bl_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS spark_catalog.{schema}")
+    return UnityCatalogStore(spark, "spark_catalog", schema)
+
+
+@pytest.mark.parametrize("kind", ["local", "unity"])
+def test_predictions_of_documents_that_left_the_ok_set_are_removed(spark, tmp_path, kind):
+    """Issue #11 (a): baseline predictions of deleted / no-longer-ok documents go; zero-shot rows stay
+    (``classify`` owns them)."""
+    from lakedoc.baselines.stage import PREDICTIONS
+    from lakedoc.config import load_config
+    from lakedoc.tasks import run_task
+
+    store = _store(kind, spark, tmp_path)
+    store.merge("documents_redacted", pa.Table.from_pylist([
+        {"doc_id": "keep", "redacted_text": "some text", "status": "ok", "error": None},
+        {"doc_id": "broken", "redacted_text": None, "status": "error", "error": "CorruptError: x"},
+    ]), keys=["doc_id"])
+    schema = pa.schema([("doc_id", pa.string()), ("label", pa.string()), ("score", pa.float64()),
+                        ("predicted", pa.bool_()), ("threshold", pa.float64()), ("method", pa.string()),
+                        ("model", pa.string()), ("run_id", pa.string())])
+    rows = [{"doc_id": d, "label": "a", "score": 0.9, "predicted": True, "threshold": 0.5, "method": m,
+             "model": f"{m}-x", "run_id": "r0"}
+            for d in ("keep", "deleted", "broken") for m in ("tfidf_lr", "embedding_xgb", "zero_shot")]
+    for m in ("tfidf_lr", "embedding_xgb", "zero_shot"):
+        store.merge(PREDICTIONS, pa.Table.from_pylist([r for r in rows if r["method"] == m], schema=schema),
+                    keys=["doc_id", "label", "method"], scope={"method": m}, partition_by=["method"])
+    cfg = load_config("local", sets=FAST + [f"tables.warehouse={tmp_path / 'wh'}", "baselines.methods=[tfidf_lr]",
+                                            "baselines.generate_synthetic=false", "baselines.mlflow_enabled=false"])
+    run = run_task("baselines", cfg, run_id="r1", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    assert run.result.details["documents_removed"] == 2
+    left = {(r["doc_id"], r["method"]) for r in store.read_arrow(PREDICTIONS, ["doc_id", "method"]).to_pylist()}
+    assert left == {("keep", "tfidf_lr"), ("keep", "embedding_xgb"), ("keep", "zero_shot"),
+                    ("deleted", "zero_shot"), ("broken", "zero_shot")}
+    # nothing left to remove: a second run deletes nothing
+    again = run_task("baselines", cfg, run_id="r2", spark=spark, tables=store)
+    assert again.status == "succeeded" and again.result.details["documents_removed"] == 0

@@ -54,11 +54,14 @@ def test_index_holds_no_detected_pii(tmp_path, sample_dir, spark, caplog):
     bronze = [r for r in store.read_arrow("documents", ["doc_id", "text", "status", "is_deleted"]).to_pylist()
               if r["status"] == "ok" and not r["is_deleted"]]
     engine = get_engine(load_settings(cfg["pii"]))
+    ENTITY_TYPES = {*cfg["pii"]["entities"], *(r["entity"] for r in cfg["pii"]["recognizers"])}
     detected: dict[str, set[str]] = {}
     for r, fs in zip(bronze, engine.analyze_many([r["text"] or "" for r in bronze])):
         assert not isinstance(fs, Exception)
         values = {(r["text"] or "")[f.start:f.end].strip() for f in fs}
-        detected[r["doc_id"]] = {v for v in values if len(v) >= 4}
+        # an entity type's own name (the samples manifest lists "type": "PHONE_NUMBER") is in every
+        # <PHONE_NUMBER> placeholder of the redacted text: not a leak
+        detected[r["doc_id"]] = {v for v in values if len(v) >= 4 and v not in ENTITY_TYPES}
     assert any(detected.values()), "the analyzer found nothing in the samples: they should carry PII"
 
     # every value the analyzer detects in a document is absent from that document's index entries

@@ -40,13 +40,16 @@ def test_no_detected_value_leaks(tmp_path, sample_dir, spark, caplog, capfd):
 
     # what the analyzer (same configuration, in this process) finds in each bronze text
     engine = get_engine(load_settings(cfg["pii"]))
+    entity_types = {*cfg["pii"]["entities"], *(r["entity"] for r in cfg["pii"]["recognizers"])}
     found = engine.analyze_many([r["text"] or "" for r in bronze])
     detected_all: set[str] = set()
     for r, fs in zip(bronze, found):
         assert not isinstance(fs, Exception)
         text = r["text"] or ""
         values = {text[f.start:f.end].strip() for f in fs}
-        values = {v for v in values if len(v) >= 4}
+        # an entity type's own name (the samples manifest, an input file too, lists "type":
+        # "PHONE_NUMBER") is in every <PHONE_NUMBER> placeholder of the redacted text: not a leak
+        values = {v for v in values if len(v) >= 4 and v not in entity_types}
         detected_all |= values
         s = silver[r["doc_id"]]
         for v in values:

@@ -183,3 +183,27 @@ def test_redact_on_unity_catalog_backend(tmp_path, spark):
     red = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}
     assert "Helen Carter" not in red["b"]["redacted_text"] and red["e"]["run_id"] == "run-1"
     spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.{schema} CASCADE")
+
+
+def test_no_ok_bronze_document_writes_nothing_and_clears_silver(env):
+    """Issue #11 (b): every bronze document corrupt -> the task succeeds; silver rows and findings of
+    documents no longer ok go."""
+    cfg, store, spark = env
+    write_bronze(store, [bronze_row("a", "corrupt", status="corrupt"), bronze_row("b", "x", status="corrupt")])
+    run = run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    assert run.result.rows_out == 0 and run.result.details["documents_live"] == 0
+    assert not store.exists("documents_redacted") and not store.exists("pii_findings")
+
+    write_bronze(store, [bronze_row("a", P1), bronze_row("b", "x", status="corrupt")])
+    run = run_task("redact_pii", cfg, run_id="run-2", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    assert store.read_arrow("documents_redacted", ["doc_id"]).column("doc_id").to_pylist() == ["a"]
+    assert store.read_arrow("pii_findings").num_rows > 0
+
+    write_bronze(store, [bronze_row("a", "corrupt", status="corrupt"), bronze_row("b", "x", status="corrupt")])
+    run = run_task("redact_pii", cfg, run_id="run-3", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    assert run.result.details["removed"] == 1 and run.result.details["documents_todo"] == 0
+    assert store.read_arrow("documents_redacted").num_rows == 0
+    assert store.read_arrow("pii_findings").num_rows == 0

@@ -14,14 +14,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeStore:
-    """Stands in for the table store: keeps what run_task records in pipeline_runs."""
+    """Stands in for the table store: keeps what run_task records in pipeline_runs (upserts on the key,
+    like the real MERGE; ``history`` keeps every row written, in order)."""
 
     def __init__(self):
-        self.rows = []
+        self.by_key: dict = {}
+        self.history: list = []
+
+    @property
+    def rows(self) -> list:
+        return list(self.by_key.values())
+
+    def exists(self, table):
+        assert table == "pipeline_runs"
+        return bool(self.by_key)
+
+    def read_arrow(self, table, columns=None, where=None):
+        import pyarrow as pa
+
+        assert table == "pipeline_runs"
+        rows = [r for r in self.rows if all(r[k] == v for k, v in (where or {}).items())]
+        return pa.Table.from_pylist(rows, schema=tasks.PIPELINE_RUNS_SCHEMA)
 
     def merge(self, table, data, **kw):
         assert table == "pipeline_runs"
-        self.rows.extend(data.to_pylist())
+        for r in data.to_pylist():
+            self.by_key[(r["run_id"], r["task"])] = r
+            self.history.append(r)
 
 
 def _inner_helper(path):
@@ -94,3 +113,56 @@ def test_pipelines_task_exits_non_zero_when_the_task_fails(boom, monkeypatch, ca
 
 def test_pipelines_task_exits_zero_when_the_task_succeeds(boom, monkeypatch):
     assert _run_task_script(monkeypatch, "fine") == 0
+
+
+def test_a_task_is_on_record_as_running_while_its_stage_runs(monkeypatch):
+    """Issue #11 (c): the start is recorded before the stage is called; the final row replaces it."""
+    store = FakeStore()
+    seen = []
+
+    def stage(ctx):
+        seen.extend(store.rows)
+        return tasks.TaskResult(rows_in=1, rows_out=1)
+
+    real = tasks.resolve
+    monkeypatch.setattr(tasks, "resolve", lambda task: stage if task == "probe" else real(task))
+    run = tasks.run_task("probe", load_config("local", environ={}), run_id="r1", spark=object(), tables=store)
+    assert run.status == "succeeded"
+    [running] = seen
+    assert running["status"] == "running" and running["run_id"] == "r1" and running["task"] == "probe"
+    assert running["started_at"] is not None and running["ended_at"] is None and running["duration_s"] is None
+    [final] = store.rows
+    assert final["status"] == "succeeded" and final["ended_at"] is not None
+    assert final["started_at"] == running["started_at"]
+
+
+@pytest.mark.parametrize("kind", ["local", "unity"])
+def test_runs_left_running_by_a_killed_process_are_marked_abandoned(spark, tmp_path, kind, boom):
+    """Issue #11 (c): a row another run left ``running`` is marked ``abandoned`` by the next task run;
+    rows of the current run are left alone."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from lakedoc.tables import LocalDeltaStore, UnityCatalogStore
+
+    if kind == "local":
+        store = LocalDeltaStore(tmp_path / "wh", spark)
+    else:
+        schema = f"lakedoc_runs_{uuid.uuid4().hex[:8]}"
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS spark_catalog.{schema}")
+        store = UnityCatalogStore(spark, "spark_catalog", schema)
+    cfg = load_config("local", environ={})
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    tasks.record_start(store, cfg, "ingest_docx", "killed-run", t0)  # its process died: no end recorded
+    tasks.record_start(store, cfg, "ingest_pdf", "now", t0)  # the current run's own task, still going
+    run = tasks.run_task("fine", cfg, run_id="now", spark=spark, tables=store)
+    assert run.status == "succeeded"
+    rows = {(r["run_id"], r["task"]): r for r in store.read_arrow("pipeline_runs").to_pylist()}
+    killed = rows[("killed-run", "ingest_docx")]
+    assert killed["status"] == "abandoned" and killed["ended_at"] is None
+    assert killed["error"] == "no end recorded: the process was killed or lost"
+    assert killed["started_at"] == t0
+    assert rows[("now", "ingest_pdf")]["status"] == "running"
+    assert rows[("now", "fine")]["status"] == "succeeded"
+    # an abandoned row is not marked again
+    assert tasks.mark_abandoned(store, "later") == 1  # only now/ingest_pdf is still running

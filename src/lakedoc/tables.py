@@ -252,8 +252,8 @@ class LocalDeltaStore(TableStore):
               replace_within=None) -> MergeResult:
         from deltalake import DeltaTable, write_deltalake
 
-        src = _fresh_buffers(self.to_arrow(data))
-        src = src.cast(nullable_schema(src.schema))
+        src = self.to_arrow(data)
+        src = _fresh_buffers(src.cast(_plain_schema(nullable_schema(src.schema))))
         result = MergeResult(table)
         path = self.location(table)
         with self._lock(table):

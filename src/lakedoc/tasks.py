@@ -3,7 +3,8 @@
 A Databricks task (``spark_python_task`` on ``pipelines/task.py``) and the local runner both end up
 here with the same arguments. ``run_task`` builds the configuration, the SparkSession and the table
 store, runs the stage function, and records the run in the ``pipeline_runs`` table (run id, task,
-start, end, status, rows in/out, error) — success or failure.
+start, end, status, rows in/out, error): ``running`` before the stage is called, then ``succeeded`` or
+``failed``; a row an earlier run left ``running`` (its process was killed) is marked ``abandoned``.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class TaskContext:
 class TaskRun:
     task: str
     run_id: str
-    status: str  # "succeeded" | "failed"
+    status: str  # "succeeded" | "failed" (pipeline_runs also holds "running" and "abandoned" rows)
     started_at: datetime
     ended_at: datetime
     result: TaskResult
@@ -92,17 +93,53 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-def record_run(tables, cfg: Config, run: TaskRun) -> None:
+RUNNING, ABANDONED = "running", "abandoned"
+ABANDONED_ERROR = "no end recorded: the process was killed or lost"
+
+
+def _run_row(cfg: Config, run_id: str, task: str, started: datetime, ended: datetime | None, status: str,
+             result: TaskResult, error: str | None) -> dict:
     import json
 
-    row = {
-        "run_id": run.run_id, "task": run.task, "target": cfg.target,
-        "started_at": run.started_at, "ended_at": run.ended_at, "duration_s": run.duration_s,
-        "status": run.status, "rows_in": run.result.rows_in, "rows_out": run.result.rows_out,
-        "details": json.dumps(run.result.details, default=str, sort_keys=True), "error": run.error,
+    return {
+        "run_id": run_id, "task": task, "target": cfg.target, "started_at": started, "ended_at": ended,
+        "duration_s": (ended - started).total_seconds() if ended is not None else None,
+        "status": status, "rows_in": result.rows_in, "rows_out": result.rows_out,
+        "details": json.dumps(result.details, default=str, sort_keys=True), "error": error,
     }
-    tables.merge("pipeline_runs", pa.Table.from_pylist([row], schema=PIPELINE_RUNS_SCHEMA),
-                 keys=["run_id", "task"], scope={"task": run.task}, partition_by=["task"])
+
+
+def _merge_runs(tables, task: str, rows: list[dict]) -> None:
+    tables.merge("pipeline_runs", pa.Table.from_pylist(rows, schema=PIPELINE_RUNS_SCHEMA),
+                 keys=["run_id", "task"], scope={"task": task}, partition_by=["task"])
+
+
+def record_run(tables, cfg: Config, run: TaskRun) -> None:
+    _merge_runs(tables, run.task, [_run_row(cfg, run.run_id, run.task, run.started_at, run.ended_at, run.status,
+                                            run.result, run.error)])
+
+
+def record_start(tables, cfg: Config, task: str, run_id: str, started: datetime) -> None:
+    """The ``running`` row (no ``ended_at``) written before the stage runs; its final row replaces it."""
+    _merge_runs(tables, task, [_run_row(cfg, run_id, task, started, None, RUNNING, TaskResult(), None)])
+
+
+def mark_abandoned(tables, run_id: str) -> int:
+    """Rows of other runs still ``running`` -> ``abandoned``: their process ended without recording an
+    end (killed, lost driver). One read of the ``running`` rows. If such a run was in fact still alive,
+    its own final record later overwrites the mark."""
+    if not tables.exists("pipeline_runs"):
+        return 0
+    rows = [r for r in tables.read_arrow("pipeline_runs", where={"status": RUNNING}).to_pylist()
+            if r["run_id"] != run_id]
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append({**r, "status": ABANDONED, "error": ABANDONED_ERROR})
+    for task, marked in by_task.items():
+        _merge_runs(tables, task, marked)
+        log.warning("pipeline_runs: %d earlier run(s) of task %s had no end recorded: marked %s (run ids %s)",
+                    len(marked), task, ABANDONED, ", ".join(sorted(r["run_id"] for r in marked)))
+    return len(rows)
 
 
 def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str | None = None,
@@ -122,6 +159,11 @@ def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str 
     ctx = TaskContext(task=task, run_id=run_id, cfg=cfg, spark=spark, tables=tables,
                       input_path=input_path or cfg.resolve_path(cfg["input"]["path"]))
     started = datetime.now(timezone.utc)
+    try:  # the start is on record before the stage runs: a killed task leaves a ``running`` row
+        mark_abandoned(tables, run_id)
+        record_start(tables, cfg, task, run_id, started)
+    except Exception as exc:  # noqa: BLE001 - recording must not stop the task
+        log.warning("could not record the start of task %s in pipeline_runs: %s", task, exc)
     t0 = time.perf_counter()
     status, error, result = "succeeded", None, TaskResult()
     try:

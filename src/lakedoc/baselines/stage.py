@@ -45,6 +45,8 @@ EMBEDDINGS = "embeddings"
 PREDICTIONS = "predictions"
 EVALUATIONS = "evaluations"
 EMBEDDING_METHODS = ("embedding_lr", "embedding_xgb")
+# every method whose prediction rows this task writes (and so removes when their document leaves the ok set)
+BASELINE_METHODS = ("tfidf_lr", "tfidf_xgb", "embedding_lr", "embedding_xgb")
 
 EVALUATIONS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("method", pa.string()), ("model_id", pa.string()), ("data_source", pa.string()),
@@ -171,6 +173,28 @@ def prediction_rows(scores_df, method: str, label_names, thresholds, model_id: s
                      F.lit(run_id).alias("run_id"))
 
 
+def forget_documents(ctx: TaskContext) -> int:
+    """Delete the baseline ``predictions`` rows (every baseline method) of documents that are no
+    longer an ``ok`` row of ``documents_redacted`` (deleted, or changed to a non-ok status).
+    Returns the number of documents forgotten."""
+    from pyspark.sql import functions as F
+
+    store = ctx.tables
+    if not store.exists(PREDICTIONS) or not store.exists(REDACTED):
+        return 0
+    ok = store.read(REDACTED, ["doc_id", "status"]).filter(F.col("status") == "ok").select("doc_id")
+    mine = (store.read(PREDICTIONS, ["doc_id", "method"]).filter(F.col("method").isin(list(BASELINE_METHODS)))
+            .select("doc_id").distinct())
+    gone = sorted(mine.join(ok, on="doc_id", how="left_anti").toArrow().column("doc_id").to_pylist())
+    if not gone:
+        return 0
+    for name in BASELINE_METHODS:
+        store.delete_where(PREDICTIONS, "doc_id", gone, scope={"method": name})
+    ctx.log.info("%d document(s) left the ok set of %s: their baseline predictions were removed",
+                 len(gone), REDACTED)
+    return len(gone)
+
+
 def run(ctx: TaskContext) -> TaskResult:
     from pyspark.sql import functions as F
 
@@ -183,7 +207,8 @@ def run(ctx: TaskContext) -> TaskResult:
     # first of all, before reading or training anything: XGBoost cannot train on Spark Connect
     check_classic_spark(spark, sec["methods"])
     records, source = load_labelled(ctx)
-    details: dict = {"data_source": source, "labelled_docs": len(records), "methods": {}}
+    details: dict = {"data_source": source, "labelled_docs": len(records), "methods": {},
+                     "documents_removed": forget_documents(ctx)}
     if not records:
         log.warning("no labelled data (set baselines.labels_table or baselines.train_path): nothing to train")
         details["skipped"] = "no labelled data"

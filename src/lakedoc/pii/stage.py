@@ -103,8 +103,11 @@ def plan(ctx: TaskContext, cfg_hash: str) -> tuple[pd.DataFrame, list[str], int]
         silver = pd.DataFrame(columns=["doc_id", "content_hash", "extractor_version", "config_hash"])
     done = {(d, c, e, h) for d, c, e, h in zip(silver["doc_id"], silver["content_hash"],
                                                 silver["extractor_version"], silver["config_hash"], strict=True)}
-    todo = live[[(d, c, e, cfg_hash) not in done for d, c, e in
-                 zip(live["doc_id"], live["content_hash"], live["extractor_version"], strict=True)]]
+    # a boolean Series, not a list: ``live[[]]`` (no live document) would select zero columns
+    mask = pd.Series([(d, c, e, cfg_hash) not in done for d, c, e in
+                      zip(live["doc_id"], live["content_hash"], live["extractor_version"], strict=True)],
+                     index=live.index, dtype=bool)
+    todo = live[mask]
     gone = sorted(set(silver["doc_id"]) - set(live["doc_id"]))
     return todo[["doc_id", "char_count"]].reset_index(drop=True), gone, len(live)
 
