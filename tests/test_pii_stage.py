@@ -207,3 +207,55 @@ def test_no_ok_bronze_document_writes_nothing_and_clears_silver(env):
     assert run.result.details["removed"] == 1 and run.result.details["documents_todo"] == 0
     assert store.read_arrow("documents_redacted").num_rows == 0
     assert store.read_arrow("pii_findings").num_rows == 0
+
+
+def test_file_and_folder_names_redacted(env):
+    """Issue #11 item 7: a person's name or an e-mail address in a file or folder name never reaches
+    silver (``file_name``, ``source_path``); the rest of the path is intact; bronze keeps the original;
+    a name without PII is byte-identical; name findings are counted, not written to pii_findings."""
+    cfg, store, spark = env
+    folder, name = "/in/HR/Maria Gonzalez", "Offer_letter Jane-Doe (jane.doe@example.com).docx"
+    clean_path, clean_name = "/in/Finance/2024/Q3_grain-exports.report.xlsx", "Q3_grain-exports.report.xlsx"
+    a = {**bronze_row("a", "Nothing personal in this sentence about grain exports."),
+         "source_path": f"{folder}/{name}", "file_name": name}
+    b = {**bronze_row("b", "Another sentence about shipping volumes."),
+         "source_path": clean_path, "file_name": clean_name}
+    write_bronze(store, [a, b])
+    run = run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store)
+    assert run.status == "succeeded", run.error
+    red = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}
+    ra = red["a"]
+    assert ra["status"] == "ok"
+    for col in ("file_name", "source_path"):
+        for value in ("Maria", "Gonzalez", "Jane", "Doe", "jane.doe", "example.com", "@"):
+            assert value not in ra[col], (col, ra[col])
+    assert ra["file_name"] == "Offer_letter <PERSON> (<EMAIL_ADDRESS>).docx"
+    assert ra["source_path"] == "/in/HR/<PERSON>/" + ra["file_name"]
+    counts = dict(ra["entity_counts"])
+    assert counts["PERSON"] == 3 and counts["EMAIL_ADDRESS"] == 2  # names counted...
+    assert ra["finding_count"] == 0  # ...but not findings of the text
+    assert not store.exists("pii_findings") or store.read_arrow("pii_findings").num_rows == 0
+    # no PII in the name: unchanged
+    assert (red["b"]["file_name"], red["b"]["source_path"]) == (clean_name, clean_path)
+    assert dict(red["b"]["entity_counts"]) == {}
+    # bronze keeps the original
+    bronze = {r["doc_id"]: r for r in store.read_arrow("documents", ["doc_id", "source_path"]).to_pylist()}
+    assert bronze["a"]["source_path"] == f"{folder}/{name}"
+    # unchanged input: nothing written
+    version = store.version("documents_redacted")
+    run2 = run_task("redact_pii", cfg, run_id="run-2", spark=spark, tables=store)
+    assert run2.status == "succeeded" and run2.result.details["documents_todo"] == 0
+    assert store.version("documents_redacted") == version
+
+
+def test_name_redaction_failure_withholds_names():
+    """A name whose analysis fails is withheld (a placeholder, never the original, never null)."""
+    from lakedoc.pii.stage import _NAME_WITHHELD, _redact_names
+
+    class Failing:
+        def analyze_many(self, texts):
+            return [RuntimeError("boom") for _ in texts]
+
+    out = _redact_names(Failing(), ["/in/Jane Doe/x.docx", None, ""])
+    assert out[0][0] == _NAME_WITHHELD and isinstance(out[0][1], RuntimeError)
+    assert out[1] == (None, []) and out[2] == ("", [])

@@ -114,54 +114,71 @@ def cmd_run(args) -> int:
     cfg = load_config(args.target, conf_dir=root / "conf", user_file=args.config, sets=sets)
     check_local_paths(cfg)
     input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg["input"]["path"])
-    if args.target == "local" and not Path(input_path).exists():
-        if args.input:
-            print(f"error: input folder {input_path} does not exist (generate samples there with "
-                  f"`lakedoc samples {args.input}`)", file=sys.stderr)
-            return 2
-        from lakedoc.samples import generate_samples
+    # The run lock (lakedoc.runlock): one run at a time per warehouse folder, across processes and
+    # machines sharing it; taken before anything is written or Spark starts, released after the last task.
+    from lakedoc.runlock import RunLock, RunLockHeld
 
-        print(f"input folder {input_path} is missing: generating the sample files there", file=sys.stderr)
-        generate_samples(input_path)
-    bundle = load_bundle(root)
-    job_key = args.job or next(iter(bundle.jobs))
-    if job_key not in bundle.jobs:
-        print(f"error: no job {job_key!r} in the bundle; jobs: {', '.join(bundle.jobs)}", file=sys.stderr)
-        return 2
     run_id = new_run_id()
-    context = substitution_context(bundle, args.target, job_key, run_id=run_id, input_path=input_path)
+    warehouse = cfg.resolve_path(cfg["tables"]["warehouse"]) if cfg["tables"].get("warehouse") else None
+    lock = None
+    if warehouse and "://" not in warehouse and not warehouse.startswith(("dbfs:", "/Volumes/")):
+        lock = RunLock(warehouse, run_id)
+        try:
+            lock.acquire()
+        except RunLockHeld as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
-        specs = select(task_specs(bundle, job_key, context), args.only)
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    extra: list[str] = []  # appended after the YAML's parameters, so they win
-    if args.config:
-        extra += ["--config", str(Path(args.config).resolve())]
-    for s in sets:
-        extra += ["--set", s]
-    print(f"lakedoc run {run_id}: {len(specs)} task(s) of job {job_key!r} from {bundle.job_files[job_key]}",
-          file=sys.stderr)
-    print(f"  input: {input_path}", file=sys.stderr)
+        if args.target == "local" and not Path(input_path).exists():
+            if args.input:
+                print(f"error: input folder {input_path} does not exist (generate samples there with "
+                      f"`lakedoc samples {args.input}`)", file=sys.stderr)
+                return 2
+            from lakedoc.samples import generate_samples
 
-    def on_event(kind, key, outcome):
-        if kind == "started":
-            print(f"  [{key}] started", file=sys.stderr)
-        else:
-            extra_txt = f" ({outcome.error})" if outcome.error else ""
-            print(f"  [{key}] {outcome.status} in {outcome.duration_s:.1f}s, rows in {outcome.rows_in}, "
-                  f"out {outcome.rows_out}{extra_txt}", file=sys.stderr)
+            print(f"input folder {input_path} is missing: generating the sample files there", file=sys.stderr)
+            generate_samples(input_path)
+        bundle = load_bundle(root)
+        job_key = args.job or next(iter(bundle.jobs))
+        if job_key not in bundle.jobs:
+            print(f"error: no job {job_key!r} in the bundle; jobs: {', '.join(bundle.jobs)}", file=sys.stderr)
+            return 2
+        context = substitution_context(bundle, args.target, job_key, run_id=run_id, input_path=input_path)
+        try:
+            specs = select(task_specs(bundle, job_key, context), args.only)
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        extra: list[str] = []  # appended after the YAML's parameters, so they win
+        if args.config:
+            extra += ["--config", str(Path(args.config).resolve())]
+        for s in sets:
+            extra += ["--set", s]
+        print(f"lakedoc run {run_id}: {len(specs)} task(s) of job {job_key!r} from {bundle.job_files[job_key]}",
+              file=sys.stderr)
+        print(f"  input: {input_path}", file=sys.stderr)
 
-    from lakedoc.spark import get_spark
+        def on_event(kind, key, outcome):
+            if kind == "started":
+                print(f"  [{key}] started", file=sys.stderr)
+            else:
+                extra_txt = f" ({outcome.error})" if outcome.error else ""
+                print(f"  [{key}] {outcome.status} in {outcome.duration_s:.1f}s, rows in {outcome.rows_in}, "
+                      f"out {outcome.rows_out}{extra_txt}", file=sys.stderr)
 
-    get_spark(cfg)  # one session for every task (tasks find it as the active session)
-    outcomes = run_dag(specs, extra, max_parallel=args.parallel, on_event=on_event)
-    print()
-    print(format_summary(outcomes))
-    if cfg["tables"]["backend"] == "delta_rs":
-        print(f"\nDelta tables: {cfg.resolve_path(cfg['tables']['warehouse'])}  (list them: lakedoc tables)")
-    failed = [o for o in outcomes if o.status != "succeeded"]
-    return 1 if failed else 0
+        from lakedoc.spark import get_spark
+
+        get_spark(cfg)  # one session for every task (tasks find it as the active session)
+        outcomes = run_dag(specs, extra, max_parallel=args.parallel, on_event=on_event)
+        print()
+        print(format_summary(outcomes))
+        if cfg["tables"]["backend"] == "delta_rs":
+            print(f"\nDelta tables: {cfg.resolve_path(cfg['tables']['warehouse'])}  (list them: lakedoc tables)")
+        failed = [o for o in outcomes if o.status != "succeeded"]
+        return 1 if failed else 0
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def cmd_task(args, rest) -> int:

@@ -443,19 +443,39 @@ class UnityCatalogStore(TableStore):
                 time.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    _create_locks: dict[str, threading.Lock] = {}
+    _create_guard = threading.Lock()
+    CREATE_WAIT_S = 120.0
+
     def _create_if_missing(self, table, df, partition_by) -> None:
         if self.exists(table):
             return
-        # Parallel tasks may race to create the table: create it empty ("ignore" if it exists,
-        # tolerate losing the race), then every writer goes through the same MERGE.
-        writer = df.limit(0).write.format("delta").mode("ignore")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        try:
-            writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
-        except Exception as exc:  # noqa: BLE001 - another task created it first
-            if not self.exists(table) and "ALREADY_EXISTS" not in str(exc).upper():
-                raise
+        # Parallel tasks race to create the table. In one process (the local runner's task threads)
+        # creation is serialised; across processes (Databricks tasks on one cluster) the losers see
+        # "already exists" or, while the winner has written the Delta log but not yet registered the
+        # table, a non-empty location: they wait until the catalog shows the table. Every writer
+        # then goes through the same MERGE.
+        with self._create_guard:
+            lock = self._create_locks.setdefault(self.location(table), threading.Lock())
+        with lock:
+            if self.exists(table):
+                return
+            writer = df.limit(0).write.format("delta").mode("ignore")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            try:
+                writer.saveAsTable(f"{self.catalog}.{self.schema}.{table}")
+                return
+            except Exception as exc:  # noqa: BLE001 - another process may be creating it right now
+                text = str(exc).upper()
+                if "ALREADY_EXISTS" not in text and "NON_EMPTY_LOCATION" not in text and not self.exists(table):
+                    raise
+                error = exc
+            deadline = time.monotonic() + self.CREATE_WAIT_S
+            while not self.exists(table):
+                if time.monotonic() > deadline:
+                    raise error
+                time.sleep(0.5)
 
     def _merge(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
         from pyspark.sql import functions as F

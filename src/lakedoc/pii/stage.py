@@ -8,6 +8,7 @@
 2. Redact in ``mapInPandas`` (Spark Connect safe): the Presidio engine is built once per Python worker
    (:func:`lakedoc.pii.engine.get_engine`) and each Arrow batch goes through one batched NLP pass.
    Documents are spread over the partitions by length (longest first) so the workers finish together.
+   ``file_name`` and ``source_path`` are redacted there too, with the same engine (:func:`_redact_names`).
 3. MERGE both tables on their keys, in rounds of ``pii.docs_per_round`` documents (progress kept if a
    later round fails). Each round's ``mapInPandas`` runs once (``TableStore.materialize``: a staging
    Delta table on Unity Catalog) and the silver rows and findings are Spark DataFrames over it, so no
@@ -17,7 +18,9 @@
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -57,13 +60,26 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
                 docs.append({"text": text if isinstance(text, str) else "",
                              "units": [dict(u) for u in units] if units is not None else []})
             results = engine.redact_documents(docs, max_chars=max_chars)
+            names = _redact_names(engine, [v for col in _NAME_COLUMNS for v in batch[col]])
             now = datetime.now(timezone.utc)
             rows = []
-            for rec, res in zip(batch.drop(columns=["text", "units"]).to_dict("records"), results, strict=True):
+            for i, (rec, res) in enumerate(zip(batch.drop(columns=["text", "units"]).to_dict("records"), results,
+                                               strict=True)):
                 found = res.get("findings") or []
                 counts: dict[str, int] = {}
                 for f in found:
                     counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
+                name_res = [names[k * len(batch) + i] for k in range(len(_NAME_COLUMNS))]
+                failed = [col for col, (_, nf) in zip(_NAME_COLUMNS, name_res, strict=True)
+                          if isinstance(nf, Exception)]
+                for col, (value, name_found) in zip(_NAME_COLUMNS, name_res, strict=True):
+                    rec[col] = _NAME_WITHHELD if failed and rec[col] is not None else value  # never unredacted
+                    for f in [] if isinstance(name_found, Exception) else name_found:
+                        counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
+                if failed:  # no names, no text
+                    res = {"status": "redaction_error", "redacted_text": None, "units": None,
+                           "error": f"redaction of {', '.join(failed)} failed"}
+                    found, counts = [], {}
                 rows.append({
                     **rec, "redacted_text": res.get("redacted_text"), "redacted_units": res.get("units"),
                     "entity_counts": counts, "finding_count": len(found), "config_hash": cfg_hash,
@@ -75,6 +91,72 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
             yield pd.DataFrame(rows)
 
     return fn
+
+
+_NAME_COLUMNS = ("file_name", "source_path")
+_NAME_SEPARATORS = str.maketrans("_-./", "    ")
+_SEGMENT = re.compile(r"[^/\\]+")
+_URI_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
+_NAME_WITHHELD = "<REDACTION_ERROR>"  # not null: the index falls back to bronze names on null
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+def _name_pieces(value: str) -> list[tuple[int, str]]:
+    """(offset, text) of the parts of a file name or path to analyse: each folder / file name on its own
+    (a finding never spans a ``/``); the last one without its extension; a URI's scheme and authority
+    are not analysed."""
+    authority = _URI_AUTHORITY.match(value)  # abfss://container@account...: storage, not a person
+    segs = [(m.start(), m.group(0)) for m in _SEGMENT.finditer(value, authority.end() if authority else 0)]
+    if segs:
+        off, last = segs[-1]
+        ext = _EXTENSION.search(last)
+        if ext and ext.start() > 0:
+            segs[-1] = (off, last[:ext.start()])
+    return segs
+
+
+def _cover(found: list) -> list:
+    """Overlapping findings merged into one span (type and score of the best one, the first on a tie):
+    every character any finding covers is replaced once."""
+    out: list = []
+    for f in sorted(found, key=lambda f: (f.start, -f.end)):
+        if out and f.start < out[-1].end:
+            last = out[-1]
+            top = f if f.score > last.score else last
+            out[-1] = replace(top, start=last.start, end=max(last.end, f.end))
+        else:
+            out.append(f)
+    return out
+
+
+def _redact_names(engine, values: list) -> list[tuple[str | None, list | Exception]]:
+    """File names / source paths redacted with the text's engine, settings and operators: per value
+    ``(redacted value, findings in it)`` (or the exception). Each folder / file name is analysed as is
+    and with ``_ - . /`` as spaces (words for NER and the name gazetteer); the as-is form only adds
+    validated formats (``SPECIFIC_TYPES``: e-mail addresses, IBANs... which the word form breaks apart;
+    NER reads ``Offer_letter Jane`` as one name). The findings (same offsets) are replaced in the
+    original string. No finding -> the value unchanged."""
+    from lakedoc.pii.engine import SPECIFIC_TYPES
+
+    pieces = {v: _name_pieces(v) for v in set(values) if isinstance(v, str) and v}
+    texts = sorted({t for ps in pieces.values() for _, p in ps for t in (p.translate(_NAME_SEPARATORS), p)})
+    analysed = dict(zip(texts, engine.analyze_many(texts), strict=True)) if texts else {}
+    done: dict[str, tuple[str | None, list | Exception]] = {}
+    for v, ps in pieces.items():
+        found: list = []
+        try:
+            for off, p in ps:
+                for as_is, t in ((False, p.translate(_NAME_SEPARATORS)), (True, p)):  # word form first: wins a tie
+                    res = analysed[t]
+                    if isinstance(res, Exception):
+                        raise res
+                    found += [replace(f, start=f.start + off, end=f.end + off) for f in res
+                              if not as_is or f.entity_type in SPECIFIC_TYPES]
+            found = _cover(found)
+            done[v] = (engine.anonymize(v, found) if found else v, found)
+        except Exception as exc:  # noqa: BLE001 - the document fails alone, its names are not written
+            done[v] = (_NAME_WITHHELD, exc)
+    return [done[v] if isinstance(v, str) and v else (v if isinstance(v, str) else None, []) for v in values]
 
 
 def _balanced_buckets(lengths: dict[str, int], n: int) -> dict[str, int]:

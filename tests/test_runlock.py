@@ -1,0 +1,167 @@
+"""The cross-process run lock (lakedoc.runlock) and `lakedoc run` refusing a held warehouse (issue #11)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from lakedoc.runlock import LOCK_NAME, RunLock, RunLockHeld, lock_path, read_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A second process trying to take the lock: prints OK or the refusal, exits 0 / 2.
+_SCRIPT = """
+import sys
+from lakedoc.runlock import RunLock, RunLockHeld
+try:
+    lock = RunLock(sys.argv[1], "other-run")
+    lock.acquire()
+except RunLockHeld as exc:
+    print(exc)
+    sys.exit(2)
+lock.release()
+print("OK")
+"""
+
+
+def _other_process(warehouse: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SCRIPT, str(warehouse)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _write_lock(warehouse: Path, **fields) -> Path:
+    warehouse.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    rec = {"run_id": "old-run", "host": socket.gethostname(), "pid": os.getpid(),
+           "started_at": now.isoformat(timespec="seconds"),
+           "lease_until": (now + timedelta(minutes=10)).isoformat(timespec="seconds")}
+    rec.update(fields)
+    path = warehouse / LOCK_NAME
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_acquire_writes_record_and_release_removes_it(tmp_path):
+    wh = tmp_path / "wh"
+    lock = RunLock(wh, "run-1")
+    with lock:
+        rec = read_lock(lock_path(wh))
+        assert rec is not None
+        assert rec["run_id"] == "run-1" and rec["pid"] == os.getpid() and rec["host"] == socket.gethostname()
+        assert set(rec) == {"run_id", "host", "pid", "started_at", "lease_until"}
+        until = datetime.fromisoformat(rec["lease_until"])
+        assert until > datetime.now(timezone.utc) + timedelta(minutes=9)
+    assert not lock_path(wh).exists()
+    with RunLock(wh, "run-2"):  # free again
+        assert read_lock(lock_path(wh))["run_id"] == "run-2"
+
+
+def test_second_process_refuses_at_once_naming_the_holder(tmp_path):
+    wh = tmp_path / "wh"
+    with RunLock(wh, "holder-run"):
+        t0 = time.monotonic()
+        r = _other_process(wh)
+        assert time.monotonic() - t0 < 30
+        assert r.returncode == 2, r.stderr
+        msg = r.stdout.strip()
+        assert "\n" not in msg
+        for part in ("holder-run", socket.gethostname(), f"pid {os.getpid()}", "started", str(lock_path(wh)),
+                     "delete"):
+            assert part in msg, (part, msg)
+    r = _other_process(wh)  # released: the other process gets it
+    assert r.returncode == 0 and r.stdout.strip() == "OK", r.stdout + r.stderr
+
+
+def test_live_lock_of_same_process_other_run_refuses(tmp_path):
+    path = _write_lock(tmp_path / "wh")
+    with pytest.raises(RunLockHeld, match="old-run"):
+        RunLock(tmp_path / "wh", "new-run").acquire()
+    assert read_lock(path)["run_id"] == "old-run"
+
+
+@pytest.mark.parametrize("stale", ["expired", "dead_pid"])
+def test_stale_lock_is_taken_over(tmp_path, caplog, stale):
+    wh = tmp_path / "wh"
+    if stale == "expired":
+        past = datetime.now(timezone.utc) - timedelta(minutes=1)
+        _write_lock(wh, host="some-other-host", lease_until=past.isoformat(timespec="seconds"))
+    else:
+        _write_lock(wh, pid=_dead_pid())
+    with caplog.at_level(logging.WARNING, logger="lakedoc.runlock"):
+        with RunLock(wh, "new-run"):
+            assert read_lock(lock_path(wh))["run_id"] == "new-run"
+    assert any("taking over the stale run lock" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
+    assert not lock_path(wh).exists()
+    assert sorted(p.name for p in wh.iterdir()) == []  # nothing left aside
+
+
+def test_live_lock_on_other_host_is_not_taken_over(tmp_path):
+    _write_lock(tmp_path / "wh", host="some-other-host", pid=_dead_pid())  # pid means nothing elsewhere
+    with pytest.raises(RunLockHeld, match="some-other-host"):
+        RunLock(tmp_path / "wh", "new-run").acquire()
+
+
+def test_release_only_removes_our_own_lock(tmp_path):
+    wh = tmp_path / "wh"
+    lock = RunLock(wh, "mine")
+    lock.acquire()
+    path = _write_lock(wh, run_id="theirs")  # our lease lapsed and another run took over
+    assert lock.release() is False
+    assert read_lock(path)["run_id"] == "theirs"
+    assert RunLock(wh, "never-acquired").release() is False
+    assert read_lock(path)["run_id"] == "theirs"
+
+
+def test_lease_is_renewed_while_held(tmp_path):
+    wh = tmp_path / "wh"
+    with RunLock(wh, "r", lease_s=5, renew_s=0.1):
+        first = read_lock(lock_path(wh))["lease_until"]
+        deadline = time.monotonic() + 5
+        while read_lock(lock_path(wh)) and read_lock(lock_path(wh))["lease_until"] == first:
+            assert time.monotonic() < deadline, "lease never renewed"
+            time.sleep(0.1)
+    assert not lock_path(wh).exists()
+
+
+def test_lakedoc_run_refuses_with_exit_2_before_spark(tmp_path, capsys, monkeypatch):
+    import lakedoc.spark
+    from lakedoc.cli import main
+
+    def no_spark(*a, **k):
+        raise AssertionError("Spark must not start while the warehouse is locked")
+
+    monkeypatch.setattr(lakedoc.spark, "get_spark", no_spark)
+    wh, inp = tmp_path / "wh", tmp_path / "in"
+    inp.mkdir()
+    with RunLock(wh, "holder-run"):
+        rc = main(["run", "--root", str(ROOT), "--input", str(inp), "--warehouse", str(wh)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2
+        assert len(err) == 1 and err[0].startswith("error: another lakedoc run holds the warehouse lock")
+        assert "holder-run" in err[0] and socket.gethostname() in err[0] and f"pid {os.getpid()}" in err[0]
+        assert read_lock(lock_path(wh))["run_id"] == "holder-run"  # the refused run left it alone
+
+
+def test_lakedoc_run_releases_the_lock_when_it_ends(tmp_path, capsys):
+    from lakedoc.cli import main
+
+    wh, inp = tmp_path / "wh", tmp_path / "in"
+    inp.mkdir()
+    rc = main(["run", "--root", str(ROOT), "--input", str(inp), "--warehouse", str(wh), "--job", "no_such_job"])
+    assert rc == 2 and "no job 'no_such_job'" in capsys.readouterr().err
+    assert not lock_path(wh).exists()
