@@ -34,6 +34,24 @@ def read(store, table, where=None):
     return store.read_arrow(table, where=where).to_pandas()
 
 
+def run_at_once(write, args) -> list[Exception]:
+    """``write(arg)`` for every arg in its own thread, all at once; the exceptions they raised."""
+    errors: list[Exception] = []
+
+    def guarded(arg):
+        try:
+            write(arg)
+        except Exception as exc:  # pragma: no cover - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_merge_is_idempotent_and_makes_no_new_version(store):
     s = store
     r = s.merge("documents", rows(["a", "b"]), ["doc_id"], scope={"source_task": "docx"}, partition_by=["source_task"])
@@ -108,21 +126,13 @@ def test_schema_evolution_adds_columns(store):
 def test_scopes_do_not_touch_each_other_and_parallel_writers_are_safe(store):
     """Five writers with different scopes at once: no conflict exception, no lost row."""
     s = store
-    errors = []
 
     def write(task):
-        try:
-            for i in range(3):
-                s.merge("documents", rows([f"{task}{j}" for j in range(i + 1)], task=task), ["doc_id"],
-                        scope={"source_task": task}, partition_by=["source_task"])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(3):
+            s.merge("documents", rows([f"{task}{j}" for j in range(i + 1)], task=task), ["doc_id"],
+                    scope={"source_task": task}, partition_by=["source_task"])
 
-    threads = [threading.Thread(target=write, args=(t,)) for t in ("docx", "pdf", "msg", "xlsx", "pptx")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_at_once(write, ("docx", "pdf", "msg", "xlsx", "pptx"))
     assert not errors, errors
     df = read(s, "documents")
     assert len(df) == 15 and df.doc_id.is_unique
@@ -133,23 +143,14 @@ def test_two_writers_of_the_same_scope_racing_lose_nothing(store):
     """Same scope, overlapping and distinct keys, at once: a conflict is retried, every row lands once."""
     s = store
     s.merge("race", rows(["seed"]), ["doc_id"], scope={"source_task": "docx"}, partition_by=["source_task"])
-    errors = []
     barrier = threading.Barrier(2)
 
     def write(prefix):
-        try:
-            barrier.wait()
-            for i in range(3):
-                s.merge("race", rows([f"{prefix}{i}", "shared"], text=prefix), ["doc_id"],
-                        scope={"source_task": "docx"})
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        barrier.wait()
+        for i in range(3):
+            s.merge("race", rows([f"{prefix}{i}", "shared"], text=prefix), ["doc_id"], scope={"source_task": "docx"})
 
-    threads = [threading.Thread(target=write, args=(p,)) for p in ("x", "y")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_at_once(write, ("x", "y"))
     assert not errors, errors
     df = read(s, "race")
     assert df.doc_id.is_unique

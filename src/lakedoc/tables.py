@@ -29,15 +29,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Columns that change on every run without the row's content changing: never compared.
 VOLATILE_COLUMNS = ("run_id", "ingested_at", "updated_at", "processed_at", "pushed_at", "created_at")
@@ -411,17 +412,14 @@ class UnityCatalogStore(TableStore):
             src = self.to_arrow(data)
             src = src.cast(_plain_schema(nullable_schema(src.schema)))
             df = self.spark.createDataFrame(src)
-            return self._retrying(table, df, keys, scope, partition_by, compare, replace_within)
+            return self._with_conflict_retries(
+                table, lambda: self._merge(table, df, keys, scope, partition_by, compare, replace_within))
         # A Spark source (e.g. the extraction's mapInPandas) would be recomputed by every action
         # below (anti-join count, stale rows, MERGE): materialise it once in a staging table
         # (works on Spark Connect, unlike cache/checkpoint on serverless) and drop it afterwards.
-        staging = f"`{self.catalog}`.`{self.schema}`.`_lakedoc_staging_{table}_{uuid.uuid4().hex[:12]}`"
-        data.write.format("delta").mode("overwrite").saveAsTable(staging)
-        try:
-            return self._retrying(table, self.spark.table(staging), keys, scope, partition_by, compare,
-                                  replace_within)
-        finally:
-            self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
+        with self.materialize(data) as staged:
+            return self._with_conflict_retries(
+                table, lambda: self._merge(table, staged, keys, scope, partition_by, compare, replace_within))
 
     @contextmanager
     def materialize(self, df) -> Iterator[Any]:
@@ -432,10 +430,11 @@ class UnityCatalogStore(TableStore):
         finally:
             self.spark.sql(f"DROP TABLE IF EXISTS {staging}")
 
-    def _retrying(self, table, df, keys, scope, partition_by, compare, replace_within) -> MergeResult:
+    def _with_conflict_retries(self, table: str, write: Callable[[], T]) -> T:
+        """``write()``, again after Delta's optimistic-concurrency conflicts (each retry re-reads the table)."""
         for attempt in range(self.CONFLICT_RETRIES):
             try:
-                return self._merge(table, df, keys, scope, partition_by, compare, replace_within)
+                return write()
             except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
                 if not _is_conflict(exc) or attempt == self.CONFLICT_RETRIES - 1:
                     raise
@@ -553,17 +552,12 @@ class UnityCatalogStore(TableStore):
         view = f"lakedoc_del_{table}_{uuid.uuid4().hex[:12]}"
         self.spark.createDataFrame([(v,) for v in values], [column]).createOrReplaceTempView(view)
         cond = "".join(f" AND t.`{k}` = {_sql_literal(v)}" for k, v in (scope or {}).items())
-        for attempt in range(self.CONFLICT_RETRIES):
-            try:
-                self.spark.sql(f"MERGE INTO {full} t USING {view} s ON t.`{column}` = s.`{column}`{cond} "
-                               f"WHEN MATCHED THEN DELETE")
-                self.spark.catalog.dropTempView(view)
-                return n
-            except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
-                if not _is_conflict(exc) or attempt == self.CONFLICT_RETRIES - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-        return n  # pragma: no cover
+        try:
+            self._with_conflict_retries(table, lambda: self.spark.sql(
+                f"MERGE INTO {full} t USING {view} s ON t.`{column}` = s.`{column}`{cond} WHEN MATCHED THEN DELETE"))
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return n
 
 
 _CONFLICT_MARKERS = ("CONCURRENT", "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction",
