@@ -154,9 +154,10 @@ def goals_report(metrics: Mapping) -> dict:
 
 def evaluate(cfg, data_path: str | Path, limit: int | None = None) -> dict:
     """Run the configured analyzer (the same engine the task uses) over the data set and score it."""
-    from lakedoc.pii.engine import config_hash, get_engine, load_settings
+    from lakedoc.pii.engine import get_engine
+    from lakedoc.pii.settings import config_hash, load_settings
 
-    settings = load_settings(cfg["pii"])
+    settings = load_settings(cfg.pii)
     samples = load_dataset(data_path)[: limit or None]
     t0 = time.perf_counter()
     engine = get_engine(settings, hash_key="eval-only-key" if "hash" in settings["operators"].values() else None)

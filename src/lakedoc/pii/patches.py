@@ -1,0 +1,58 @@
+"""The two places where lakedoc changes Presidio's behaviour from the outside. Each is isolated here,
+applied by :class:`lakedoc.pii.engine.PiiEngine` only, and guarded by a test in
+``tests/test_pii_engine.py`` that fails when Presidio changes the patched behaviour (then the patch
+either can go or must be revisited). Written against presidio-analyzer 2.2.366.
+
+1. :func:`offline_tldextract` — **network access and a cache folder at run time.** Presidio's
+   ``EmailRecognizer.validate_result`` calls the module-level ``tldextract.extract``, whose default
+   extractor fetches the Public Suffix List over the network on first use and caches it under the home
+   folder (on a worker without internet: a wait for the fetch, a logged error, then its snapshot
+   anyway). The patch points that module's ``tldextract`` name at an extractor that uses
+   only the snapshot bundled in the tldextract wheel. *When it can go:* Presidio lets the caller pass
+   an extractor (or stops using tldextract): ``test_patch_offline_tldextract_still_needed`` fails then.
+
+2. :func:`lemma_fallback` — **context words without a lemmatizer.** lakedoc switches spaCy's
+   lemmatizer (and the attribute ruler it needs) off for speed (``pii.spacy_disable``); tokens then
+   have an empty ``lemma_``, and the private ``SpacyNlpEngine._doc_to_nlp_artifact`` copies those empty
+   lemmas into the artifacts, so Presidio's context enhancer (which reads lemmas) would never match a
+   context word ("phone", "card") and context-boosted findings would be lost. The patch wraps that
+   method **on one engine instance** (the class stays untouched) and fills empty lemmas with the
+   lower-case word; the enhancer matches context words as substrings, so "phones" still holds
+   "phone". *When it can go:* Presidio falls back to the text itself, or the method is renamed or
+   changes signature: ``test_patch_lemma_fallback_still_needed`` fails then.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any
+
+_TLDEXTRACT_MARKER = "_lakedoc_offline"
+
+
+def offline_tldextract() -> None:
+    """Point the e-mail recognizer's tldextract at the bundled suffix-list snapshot (no fetch, no cache).
+    Process-wide and idempotent (a marker on the patched Presidio module)."""
+    import tldextract
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
+
+    if getattr(email_recognizer, _TLDEXTRACT_MARKER, False):
+        return
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+    # Presidio's module global ``tldextract`` becomes a stand-in that has only ``.extract``
+    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]
+    setattr(email_recognizer, _TLDEXTRACT_MARKER, True)
+
+
+def lemma_fallback(engine: Any) -> None:
+    """Wrap ``engine._doc_to_nlp_artifact`` (a ``SpacyNlpEngine`` instance; Presidio private method) so
+    that tokens without a lemma get their lower-case text as lemma, and the keywords are rebuilt."""
+    orig = engine._doc_to_nlp_artifact
+
+    def to_artifact(doc, language):
+        art = orig(doc, language)
+        if art.lemmas and not all(art.lemmas):
+            art.lemmas = [lem or tok.lower_ for lem, tok in zip(art.lemmas, doc, strict=False)]
+            art.keywords = art.set_keywords(engine, art.lemmas, language)
+        return art
+
+    engine._doc_to_nlp_artifact = to_artifact
