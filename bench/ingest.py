@@ -1,6 +1,7 @@
 """Ingestion throughput: the Spark ingestion stage at local[2] against a single-process loop.
 
     .venv/bin/python bench/ingest.py [--copies 6] [--corpus ../shared/corpus] [--master local[2]]
+        [--quick] [--json PATH]   (--quick: at most 6 copies; --json: ratio, raw figures, machine, date)
 
 The shared corpus (93 real files) is replicated ``--copies`` times into a temporary folder (default
 6 copies: 558 files). In one run, on the same files:
@@ -13,11 +14,20 @@ The shared corpus (93 real files) is replicated ``--copies`` times into a tempor
   Python workers' imports — paid once per cluster, not per file — are not counted; ``--no-warmup``
   counts them.
 
-Prints documents/s and MB/s for both and the ratio stage/baseline.
+Prints documents/s and MB/s for both and the ratio stage/baseline. Both use the extraction limits of
+the local configuration (``Limits.from_settings(cfg.ingest)``), the memory cap included.
+
+    .venv/bin/python bench/ingest.py --zip-bomb-mb 1100
+
+measures instead the peak memory (RSS) of extracting one generated hostile file: a docx whose
+central directory is cut off and whose document.xml inflates to the given size (about 1 MB on disk
+per GB), in a fresh process, with and without the memory cap (``ingest.max_memory_mb``).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import tempfile
@@ -41,17 +51,52 @@ def replicate(corpus: Path, copies: int, dest: Path) -> list[Path]:
 
 
 def baseline(files: list[Path]) -> float:
-    from lakedoc.ingest.extract import FAMILIES, Limits, extract_file
+    from lakedoc.config import load_config
+    from lakedoc.ingest.extract import Limits, claimed_family, extract_file
 
-    fam_of = {ext: fam for fam, exts in FAMILIES.items() for ext in exts}
-    limits = Limits()
+    limits = Limits.from_settings(load_config("local").ingest)  # the limits the local pipeline runs with
     t0 = time.perf_counter()
-    for p in files:
-        fam = fam_of.get(p.suffix.lower().lstrip("."))
-        if fam is None:
-            continue
-        extract_file(p.read_bytes(), p.name, fam, limits)
+    for p in files:  # as the stage: a file no family claims is extracted too (its content decides)
+        extract_file(p.read_bytes(), p.name, claimed_family(p.name), limits)
     return time.perf_counter() - t0
+
+
+_RSS_PROBE = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+from lakedoc.ingest.extract import Limits, extract_file
+data = open(sys.argv[2], "rb").read()
+part = extract_file(data, "cut.docx", "docx", Limits(max_memory_bytes=int(sys.argv[3]) * 2**20))[0]
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(f"{part.status:<10}{own:>14.0f}{child:>16.0f}  {(part.error or '')[:70]}")
+"""
+
+
+def zip_bomb_rss(inflated_mb: int, tmp: Path) -> None:
+    """Peak RSS of extracting a docx with its central directory cut off (see the module docstring)."""
+    import io
+    import subprocess
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                    'content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.'
+                    'openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')
+        with zf.open("word/document.xml", "w", force_zip64=True) as fh:
+            block = b" " * 2**20
+            for _ in range(inflated_mb):
+                fh.write(block)
+    data = buf.getvalue()
+    path = tmp / "cut.docx"
+    path.write_bytes(data[:data.rindex(b"PK\x01\x02")])
+    print(f"{path.stat().st_size / 2**20:.2f} MB on disk, document.xml inflates to {inflated_mb} MB")
+    print(f"{'cap (MB)':<10}{'status':<10}{'peak RSS (MB)':>14}{'child peak (MB)':>16}  error")
+    for cap in (0, 4096, 256):
+        out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(ROOT / "src"), str(path), str(cap)],
+                             capture_output=True, text=True, check=True)
+        print(f"{cap or 'none':<10}{out.stdout.rstrip()}")
 
 
 def stage(input_dir: Path, warehouse: Path, master: str) -> float:
@@ -79,7 +124,17 @@ def main(argv=None) -> int:
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="time the stage on a cold SparkSession (first jobs, Python worker start-up)")
+    ap.add_argument("--zip-bomb-mb", type=int, default=0,
+                    help="instead: peak RSS of one truncated docx inflating to this many MB")
+    ap.add_argument("--quick", action="store_true", help="at most 6 copies (558 files): a few minutes on 2 cores")
+    ap.add_argument("--json", help="write the figures as JSON (key 'ratio' = stage docs/s / loop docs/s)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.copies = min(args.copies, 6)
+    if args.zip_bomb_mb:
+        with tempfile.TemporaryDirectory(prefix="lakedoc-bench-") as tmp:
+            zip_bomb_rss(args.zip_bomb_mb, Path(tmp))
+        return 0
     corpus = Path(args.corpus)
     if not corpus.is_dir():
         print(f"corpus {corpus} not found (the shared data folder is absent)", file=sys.stderr)
@@ -99,7 +154,30 @@ def main(argv=None) -> int:
     print(f"{'single-process loop':<28}{t_base:>10.1f}{n / t_base:>10.2f}{mb / t_base:>10.2f}")
     print(f"{'Spark stage ' + args.master:<28}{t_stage:>10.1f}{n / t_stage:>10.2f}{mb / t_stage:>10.2f}")
     print(f"ratio (stage / loop, documents/s): {t_base / t_stage:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "ratio": t_base / t_stage, "ratio_means": "stage docs/s / single-process loop docs/s (> 1 = lakedoc "
+            "faster)", "files": n, "mb": mb, "copies": args.copies, "master": args.master, "warmup": args.warmup,
+            "loop_s": t_base, "stage_s": t_stage, "loop_docs_s": n / t_base, "stage_docs_s": n / t_stage,
+            "machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join([Path(sys.executable).name, *sys.argv])}, indent=1))
     return 0
+
+
+def machine() -> dict:
+    """CPU count, CPU model (/proc/cpuinfo), RAM and load average, for the JSON report."""
+    info = {"cpu_count": os.cpu_count(), "cpu_model": "", "ram_gib": 0.0, "loadavg": list(os.getloadavg())}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return info
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ MIN_STATUS_ACCURACY = 0.96
 MIN_RECALL_OVERALL = 0.97
 MIN_RECALL_PER_FORMAT = 0.90
 OUTCOME_TO_STATUS = {"text": "ok"}  # other expected outcomes are status names already
-FOLDER_FAMILY = {"csv": "msg", "eml": "msg", "msg": "msg"}  # other folders are their own family
+FOLDER_FAMILY = {"csv": "mail_text", "eml": "mail_text", "msg": "mail_text"}  # other folders are their own family
 
 
 def _family(relative_path: str) -> str | None:

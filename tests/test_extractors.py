@@ -192,7 +192,7 @@ def test_zip_bomb_ratio_is_corrupt_and_size_is_too_large():
 
 
 def test_file_over_max_bytes_is_too_large():
-    part = _single(extract_file(b"a,b\n" * 1000, "big.csv", "msg", Limits(max_bytes=100)))
+    part = _single(extract_file(b"a,b\n" * 1000, "big.csv", "mail_text", Limits(max_bytes=100)))
     assert part.status == "too_large" and part.format == "csv"
 
 
@@ -354,7 +354,7 @@ def _eml(subject: str, body: str, html: str | None = None) -> EmailMessage:
 def test_eml_with_attachment_gives_two_parts():
     msg = _eml("Quarterly report ☸", "Plain body phrase")
     msg.add_attachment(b"Attachment phrase inside", maintype="text", subtype="plain", filename="note.txt")
-    parts = extract_file(msg.as_bytes(), "mail.eml", "msg")
+    parts = extract_file(msg.as_bytes(), "mail.eml", "mail_text")
     assert [(p.attachment_path, p.depth, p.status) for p in parts] == [("", 0, "ok"), ("note.txt", 1, "ok")]
     top = parts[0]
     _assert_part_shape(top)
@@ -400,7 +400,7 @@ def test_pgp_encrypted_eml():
            b"--foo\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n\n"
            b"--foo\nContent-Type: application/octet-stream\n\n-----BEGIN PGP MESSAGE-----\nabc\n"
            b"-----END PGP MESSAGE-----\n--foo--\n")
-    assert _single(extract_file(raw, "secret.eml", "msg")).status == "encrypted"
+    assert _single(extract_file(raw, "secret.eml", "mail_text")).status == "encrypted"
 
 
 def test_image_attachment_is_image_only_and_empty_mail_is_empty():
@@ -408,12 +408,12 @@ def test_image_attachment_is_image_only_and_empty_mail_is_empty():
     msg.add_attachment(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, maintype="image", subtype="png", filename="p.png")
     parts = extract_file(msg.as_bytes(), "pic.eml")
     assert (parts[1].format, parts[1].status) == ("png", "image_only")
-    assert _single(extract_file(b"  \n\n  ", "empty.eml", "msg")).status == "empty"
+    assert _single(extract_file(b"  \n\n  ", "empty.eml", "mail_text")).status == "empty"
 
 
 def test_truncated_msg_is_corrupt():
     ole_header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 500
-    part = _single(extract_file(ole_header, "broken.msg", "msg"))
+    part = _single(extract_file(ole_header, "broken.msg", "mail_text"))
     assert (part.format, part.status) == ("msg", "corrupt")
 
 
@@ -423,7 +423,7 @@ def test_truncated_msg_is_corrupt():
 def test_csv_delimiter_quotes_and_long_lines():
     header = ";".join(f"col{i}" for i in range(400))
     data = (header + "\n" + 'x;"multi\nline; quoted";z\n' + "last;row;Final cell\n").encode("cp1252")
-    part = _single(extract_file(data, "data.csv", "msg"))
+    part = _single(extract_file(data, "data.csv", "mail_text"))
     _assert_part_shape(part)
     lines = part.text.splitlines()
     assert lines[0].endswith("col398\tcol399")
@@ -433,10 +433,10 @@ def test_csv_delimiter_quotes_and_long_lines():
 
 
 def test_csv_pipe_and_legacy_encodings():
-    part = _single(extract_file("café|naïve\nx|y\n".encode("latin-1"), "p.csv", "msg"))
+    part = _single(extract_file("café|naïve\nx|y\n".encode("latin-1"), "p.csv", "mail_text"))
     assert part.text.splitlines() == ["café\tnaïve", "x\ty"]
     big5 = "名稱,說明\n產業工會,將贈送一點小小禮品以示獎勵\n".encode("big5")
-    assert "將贈送一點小小禮品以示獎勵" in _single(extract_file(big5, "b.csv", "msg")).text
+    assert "將贈送一點小小禮品以示獎勵" in _single(extract_file(big5, "b.csv", "mail_text")).text
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -445,7 +445,7 @@ def test_csv_pipe_and_legacy_encodings():
 def test_timeout_with_tiny_limit_restores_signal_state():
     before = signal.getsignal(signal.SIGALRM)
     rows = "\n".join(f"{i},value {i},more text {i}" for i in range(200_000)).encode()
-    part = _single(extract_file(rows, "huge.csv", "msg", Limits(timeout_s=0.01)))
+    part = _single(extract_file(rows, "huge.csv", "mail_text", Limits(timeout_s=0.01)))
     assert part.status == "timeout" and part.error.startswith("ExtractionTimeout:")
     assert signal.getsignal(signal.SIGALRM) == before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
@@ -470,5 +470,17 @@ def test_detect_format_from_content():
 
 
 def test_families_cover_their_formats():
-    assert FAMILIES["msg"] == ("msg", "eml", "csv", "tsv")
-    assert set(FAMILIES) == {"docx", "xlsx", "pptx", "pdf", "msg"}
+    assert FAMILIES["mail_text"] == ("msg", "eml", "csv", "tsv")
+    assert set(FAMILIES) == {"docx", "xlsx", "pptx", "pdf", "mail_text"}
+
+
+def test_raster_images_have_the_ocr_extractor_and_stay_image_only_without_ocr():
+    from lakedoc.ingest.formats import EXTRACTOR_MODULES
+
+    assert {f: EXTRACTOR_MODULES.get(f) for f in ("png", "jpeg", "tiff", "bmp", "gif", "wmf", "emf")} == {
+        "png": "image", "jpeg": "image", "tiff": "image", "bmp": "image", "gif": "image", "wmf": None, "emf": None}
+    fitz = pytest.importorskip("pymupdf")
+    pix = fitz.Pixmap(fitz.csRGB, fitz.IRect(0, 0, 40, 20), False)
+    pix.clear_with(200)
+    part = _single(extract_file(pix.tobytes("png"), "pic.bin", limits=Limits(ocr_enabled=False)))
+    assert (part.format, part.status, part.metadata.get("image_format")) == ("png", "image_only", "png")

@@ -100,7 +100,7 @@ def test_ingest_end_to_end_idempotent_and_incremental(spark, tmp_path):
 
     # pipeline_runs recorded every task
     runs = LocalDeltaStore(wh).read_arrow("pipeline_runs").to_pandas()
-    assert set(runs.task) == {"ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg"}
+    assert set(runs.task) == {"ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_mail_text"}
     assert set(runs.status) == {"succeeded"}
 
     # re-run: nothing written, no new table version
@@ -113,12 +113,42 @@ def test_ingest_end_to_end_idempotent_and_incremental(spark, tmp_path):
     _pdf(files["pdf"], ["Crude oil prices rose sharply."])
     os.utime(files["pdf"], (time.time() + 5, time.time() + 5))
     files["csv"].unlink()
-    out = run_ingest(inp, wh, only="ingest_pdf,ingest_msg")
+    out = run_ingest(inp, wh, only="ingest_pdf,ingest_mail_text")
     df = docs(wh)
     roots = df[df.depth == 0].set_index("file_name")
     assert "rose sharply" in roots.loc["report.pdf", "text"] and not roots.loc["report.pdf", "is_deleted"]
     assert roots.loc["table.csv", "is_deleted"] and roots.loc["table.csv", "deleted_at"] is not None
     assert len(roots) == len(files)
+
+
+@pytest.mark.spark
+def test_rows_of_the_family_formerly_called_msg_move_to_mail_text(spark, tmp_path):
+    """A warehouse written before the catch-all family was renamed (source_task ``msg``): the first run
+    of ingest_mail_text moves those rows; every file keeps exactly one row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakedoc.schema import DOCUMENTS
+
+    inp, wh = tmp_path / "in", tmp_path / "wh"
+    make_inputs(inp)
+    assert {o.status for o in run_ingest(inp, wh, only="ingest_mail_text").values()} == {"succeeded"}
+    store = LocalDeltaStore(wh)
+    rows = store.read_arrow("documents", where={"source_task": "mail_text"})
+    n = rows.num_rows
+    assert n >= 3
+    legacy = rows.set_column(rows.schema.get_field_index("source_task"), "source_task",
+                             pa.array(["msg"] * n, pa.string()))
+    store.delete_where("documents", "source_task", ["mail_text"])
+    store.merge(DOCUMENTS, legacy, scope=DOCUMENTS.scope_of("msg"))
+    assert store.read_arrow("documents", where={"source_task": "mail_text"}).num_rows == 0
+
+    out = run_ingest(inp, wh, only="ingest_mail_text")
+    assert out["ingest_mail_text"].status == "succeeded", out
+    df = docs(wh)
+    assert set(df.source_task) == {"mail_text"} and df.doc_id.is_unique and len(df) == n
+    assert not df.is_deleted.astype(bool).any()
+    assert pc.sum(pc.equal(store.read_arrow("documents", ["source_task"]).column(0), "msg")).as_py() in (None, 0)
 
 
 @pytest.mark.spark
@@ -184,7 +214,7 @@ def test_corpus_through_spark_matches_the_oracle(spark, tmp_path):
     roots = df[df.depth == 0].copy()
     roots["rel"] = roots.source_path.map(lambda p: str(Path(p).relative_to(corpus.resolve())))  # real paths
     # one row per input file (the oracle's own EXPECTED.tsv / MANIFEST.tsv are input files too: .tsv;
-    # so is check_phrases.py, which no family lists: the catch-all ingest_msg reads it as text)
+    # so is check_phrases.py, which no family lists: the catch-all ingest_mail_text reads it as text)
     assert sorted(roots.rel) == sorted([e["relative_path"] for e in expected]
                                        + ["EXPECTED.tsv", "MANIFEST.tsv", "check_phrases.py"])
     status_of = dict(zip(roots.rel, roots.status, strict=True))

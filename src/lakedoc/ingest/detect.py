@@ -1,6 +1,7 @@
 """Format sniffing from content (the extension is only a tie-breaker).
 
-:func:`detect_format` returns one of:
+:func:`detect_format` returns the name of one format of :data:`lakedoc.ingest.formats.FORMATS` (whose
+content types, main parts and magic bytes it uses):
 
 * OOXML: ``docx docm dotx dotm xlsx xlsm xltx xltm xlsb pptx pptm potx potm ppsx ppsm``;
   ``ooxml_encrypted`` (an OLE container holding EncryptionInfo + EncryptedPackage);
@@ -19,45 +20,15 @@ import zipfile
 import zlib
 from collections.abc import Callable
 
+from lakedoc.ingest.formats import IMAGE_MAGIC, OOXML_CONTENT_TYPES, OOXML_MAIN_PARTS
+
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-# Main-part content types of the OOXML formats (transitional and strict packages use the same ones).
-_OOXML_CONTENT_TYPES = {
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml": "docx",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml": "dotx",
-    "application/vnd.ms-word.document.macroenabled.main+xml": "docm",
-    "application/vnd.ms-word.template.macroenabledtemplate.main+xml": "dotm",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml": "xlsx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml": "xltx",
-    "application/vnd.ms-excel.sheet.macroenabled.main+xml": "xlsm",
-    "application/vnd.ms-excel.template.macroenabled.main+xml": "xltm",
-    "application/vnd.ms-excel.sheet.binary.macroenabled.main": "xlsb",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml": "pptx",
-    "application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml": "ppsx",
-    "application/vnd.openxmlformats-officedocument.presentationml.template.main+xml": "potx",
-    "application/vnd.ms-powerpoint.presentation.macroenabled.main+xml": "pptm",
-    "application/vnd.ms-powerpoint.slideshow.macroenabled.main+xml": "ppsm",
-    "application/vnd.ms-powerpoint.template.macroenabled.main+xml": "potm",
-}
-
-# Main part name -> (base format, formats of that kind an extension may refine it to).
-_OOXML_MAIN_PARTS = {
-    "word/document.xml": ("docx", ("docx", "docm", "dotx", "dotm")),
-    "xl/workbook.xml": ("xlsx", ("xlsx", "xlsm", "xltx", "xltm")),
-    "ppt/presentation.xml": ("pptx", ("pptx", "pptm", "potx", "potm", "ppsx", "ppsm")),
-}
 
 _ODF_MIMETYPES = {
     "application/vnd.oasis.opendocument.text": "odt",
     "application/vnd.oasis.opendocument.spreadsheet": "ods",
     "application/vnd.oasis.opendocument.presentation": "odp",
 }
-
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
-    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"\xd7\xcd\xc6\x9a", "wmf"),
-    (b"\x01\x00\x09\x00\x00\x03", "wmf"),
-)
 
 _MAIL_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "received",
                  "return-path", "content-type", "reply-to", "sender", "delivered-to", "x-mailer",
@@ -95,7 +66,7 @@ def detect_format(data: bytes, file_name: str) -> str:
 
 
 def _detect_image(data: bytes) -> str | None:
-    for magic, fmt in _IMAGE_MAGIC:
+    for magic, fmt in IMAGE_MAGIC:
         if data.startswith(magic):
             return fmt
     if data[:2] == b"BM" and len(data) > 26 and data[6:10] == b"\x00\x00\x00\x00":
@@ -111,14 +82,21 @@ def _detect_image(data: bytes) -> str | None:
 
 
 def _detect_zip(data: bytes, ext: str) -> str:
+    read: Callable[[str], bytes]
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = zf.namelist()
-        read: Callable[[str], bytes] = zf.read
+
+        def read(name: str) -> bytes:
+            with zf.open(name) as fh:
+                return fh.read(MAX_SNIFF_MEMBER_BYTES)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
-        members = _local_members(data)  # truncated zip: no central directory
+        members = local_members(data)  # truncated zip: no central directory
+
+        def read(name: str) -> bytes:
+            return members[name].read(MAX_SNIFF_MEMBER_BYTES)
+
         names = list(members)
-        read = members.__getitem__
     lower = {n.lower(): n for n in names}
     if "[content_types].xml" in lower:
         try:
@@ -127,7 +105,7 @@ def _detect_zip(data: bytes, ext: str) -> str:
             fmt = None
         if fmt:
             return fmt
-    for main, (base, variants) in _OOXML_MAIN_PARTS.items():
+    for main, (base, variants) in OOXML_MAIN_PARTS.items():
         if main in lower:
             return ext if ext in variants else base
     if "mimetype" in lower:
@@ -148,14 +126,48 @@ def _format_from_content_types(xml: bytes) -> str | None:
         return None
     for el in root:
         ctype = (el.get("ContentType") or "").lower()
-        if ctype in _OOXML_CONTENT_TYPES and el.get("PartName"):
-            return _OOXML_CONTENT_TYPES[ctype]
+        if ctype in OOXML_CONTENT_TYPES and el.get("PartName"):
+            return OOXML_CONTENT_TYPES[ctype]
     return None
 
 
-def _local_members(data: bytes) -> dict[str, bytes]:
-    """Members readable from local file headers alone (used when the central directory is gone)."""
-    out: dict[str, bytes] = {}
+# The detector reads at most this much of a zip member ([Content_Types].xml, mimetype): a member that
+# inflates to more is cut, never inflated in full (a zip bomb costs no memory here).
+MAX_SNIFF_MEMBER_BYTES = 4 * 1024 * 1024
+
+
+class LocalMember:
+    """A zip member found through its local file header (no central directory needed); nothing is
+    inflated until :meth:`read`, which stops at the size it is asked for."""
+
+    def __init__(self, data: bytes, method: int, start: int, end: int):
+        self._data, self.method, self.start, self.end = data, method, start, end
+
+    def read(self, max_bytes: int) -> bytes:
+        raw = memoryview(self._data)[self.start:self.end]
+        if self.method == 0:
+            return bytes(raw[:max_bytes])
+        if self.method != 8:
+            return b""
+        inflater = zlib.decompressobj(-15)
+        out = bytearray()
+        step = 64 * 1024
+        for pos in range(0, len(raw), step):
+            try:
+                out += inflater.decompress(raw[pos:pos + step], max_bytes - len(out) + 1)
+            except zlib.error:
+                break
+            while inflater.unconsumed_tail and len(out) <= max_bytes:
+                out += inflater.decompress(inflater.unconsumed_tail, max_bytes - len(out) + 1)
+            if len(out) > max_bytes or inflater.eof:
+                break
+        return bytes(out[:max_bytes])
+
+
+def local_members(data: bytes) -> dict[str, LocalMember]:
+    """Members named by local file headers alone (used when the central directory is gone). Only the
+    headers are read: a member's data is inflated by :meth:`LocalMember.read`, up to a bound."""
+    out: dict[str, LocalMember] = {}
     pos = 0
     while True:
         pos = data.find(b"PK\x03\x04", pos)
@@ -167,12 +179,9 @@ def _local_members(data: bytes) -> dict[str, bytes]:
             return out
         name = data[pos + 30:pos + 30 + nlen].decode("utf-8", "replace")
         start = pos + 30 + nlen + xlen
-        raw = data[start:start + csize] if csize and not flags & 0x08 else data[start:]
-        try:
-            out[name] = zlib.decompressobj(-15).decompress(raw) if method == 8 else raw
-        except zlib.error:
-            out[name] = b""
-        pos = start if flags & 0x08 or not csize else start + csize
+        sized = bool(csize) and not flags & 0x08
+        out[name] = LocalMember(data, method, start, start + csize if sized else len(data))
+        pos = start + csize if sized else start
 
 
 # ---------------------------------------------------------------------------------------------- OLE

@@ -1,17 +1,23 @@
-"""The ingestion tasks (``ingest_docx`` ... ``ingest_msg``): input files -> the bronze ``documents`` table.
+"""The ingestion tasks (``ingest_<family>``: ``ingest_docx`` ... ``ingest_mail_text``, one per family of
+:data:`lakedoc.ingest.formats.INGEST_FAMILIES`): input files -> the bronze ``documents`` table.
 
 Per task (one *family* of formats):
 
 1. List the input (:func:`list_input`). A local folder (a plain path, ``file:``, ``/Volumes/...``) is
    walked with ``os.scandir`` from its real path: every regular file, whatever its name (``:``,
-   ``{}``, ``[]``, ``\\``, a leading ``_`` or ``.``, 0 bytes), symbolic links not followed. Other URIs
-   (``abfss://``, ``dbfs:``) are listed by Spark's ``binaryFile`` source as before (which skips names
+   ``{}``, ``[]``, ``\\``, a leading ``_`` or ``.``, 0 bytes), symbolic links not followed. An
+   ``abfss://`` folder is listed the same way (every file) through the DataLake SDK
+   (:mod:`lakedoc.ingest.sources`: one interface, local folder or ADLS Gen2). Other URIs
+   (``dbfs:``) are listed by Spark's ``binaryFile`` source as before (which skips names
    starting with ``_`` / ``.`` and 0-byte files). Listing does not read file content. The task keeps
-   the files its family owns (:func:`lakedoc.ingest.extract.owner_family`: by extension; ``msg`` also
-   takes every file no family lists).
-2. Skip files whose (path, modification time, size, extractor version) is already in the table.
+   the files its family owns (:func:`lakedoc.ingest.extract.owner_family`: by extension; ``mail_text``
+   also takes every file no family lists).
+2. Skip files whose (path, modification time, size, extractor version) is already in the table —
+   unless lakedoc moved the file away since its row was written (a ``done`` row of ``file_moves``,
+   :mod:`lakedoc.lake.archive`) and it is back in landing: it is processed again (one row per file still).
 3. Extract in ``mapInPandas`` (Spark Connect safe). The paths travel as data, never as Spark path
-   patterns: a local file is read by path in the Python worker; a remote file's bytes come from one
+   patterns: a local or ``abfss://`` file is read by path in the Python worker (its source's
+   ``read``); another remote file's bytes come from one
    ``binaryFile`` scan of the input root, pruned to files modified since the oldest file to extract
    and joined to the paths to extract. Files over ``ingest.max_file_mb`` are never read
    (``too_large``). :func:`lakedoc.ingest.extract.extract_file` gives the file's row and one row per
@@ -19,34 +25,26 @@ Per task (one *family* of formats):
 4. MERGE into ``documents`` on ``doc_id`` within the task's partition (``source_task``), so the five
    ingestion tasks write the one table concurrently without conflicts. Files gone from the input and
    attachments gone from a changed file are soft-deleted (``is_deleted``), never dropped; an input
-   with no files at all is logged as a WARNING (and its rows are soft-deleted too).
+   with no files at all is logged as a WARNING (and its rows are soft-deleted too). A file that left
+   the input because lakedoc archived or quarantined it (a ``done`` move of that path after its row
+   was written) keeps its rows live, so silver, predictions and the index keep the document.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 
+from lakedoc.ingest.extractors.base import Limits
+from lakedoc.ingest.listing import LISTING_COLUMNS, Listing, is_local_input, list_local  # noqa: F401 - re-exported
+from lakedoc.schema import DOCUMENTS
 from lakedoc.tasks import TaskContext, TaskResult
 
-DOCUMENTS = "documents"
-
-DOCUMENTS_DDL = """
-doc_id string, root_doc_id string, parent_doc_id string, attachment_path string, depth int,
-source_task string, source_path string, file_name string, extension string, format string,
-size_bytes long, modified_at timestamp, content_hash string,
-status string, error string, text string, char_count long,
-units array<struct<kind:string,index:int,ref:string,text:string>>, unit_count int,
-metadata map<string,string>, extractor_version string,
-is_deleted boolean, deleted_at timestamp, run_id string, ingested_at timestamp
-"""
-
-# Columns that decide whether a stored row changed (text follows from content + extractor version).
-COMPARE = ["content_hash", "status", "error", "extractor_version", "is_deleted", "modified_at", "size_bytes"]
+# The table's schema, keys, partitioning, scope and compared columns (text follows from content +
+# extractor version) are lakedoc.schema.DOCUMENTS's; MERGEs are scoped to the task's family.
 
 
 def doc_id_for(source_path: str, attachment_path: str = "") -> str:
@@ -61,95 +59,7 @@ def clean_path(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- listing
-
-LISTING_COLUMNS = ["path", "fs_path", "mtime_us", "length"]
-
-
-@dataclass
-class Listing:
-    """Every file under the input: ``files`` has one row per regular file with ``path`` (the row's
-    ``source_path``: the real path for local input), ``fs_path`` (its bytes for ``open``; None for
-    remote input), ``mtime_us`` (modification time, epoch microseconds, millisecond precision) and
-    ``length`` (bytes)."""
-
-    root: str
-    local: bool
-    files: pd.DataFrame
-    symlinks: list[str] = field(default_factory=list)  # not followed
-    special: list[str] = field(default_factory=list)  # sockets, FIFOs, devices: not regular files
-    unlisted_dirs: list[str] = field(default_factory=list)  # could not be read: rows below are kept
-
-
-def is_local_input(path: str) -> bool:
-    """A plain path (``/Volumes/...`` included) or a ``file:`` URI; not ``abfss://``, ``dbfs:`` ..."""
-    if path.startswith("file:"):
-        return True
-    return "://" not in path and not path.startswith("dbfs:")
-
-
-def _local_path(path: str) -> str:
-    if path.startswith("file://"):
-        path = path[7:]
-    elif path.startswith("file:"):
-        path = path[5:]
-    return os.path.realpath(path)
-
-
-def _display(raw: bytes) -> str:
-    """A file system path as text: UTF-8, undecodable bytes written as ``\\xNN``."""
-    return raw.decode("utf-8", errors="backslashreplace")
-
-
-def list_local(root: str, log=None) -> Listing:
-    """Walk a local folder from its real path without following symbolic links (bytes paths, so a
-    name that is not UTF-8 is still listed; ``source_path`` is then written with ``\\xNN``)."""
-    real = _local_path(root)
-    listing = Listing(real, True, pd.DataFrame(columns=LISTING_COLUMNS))
-    rows: list[tuple] = []
-    seen: set[str] = set()
-
-    def add(raw: bytes, st) -> None:
-        shown = _display(raw)
-        if shown in seen:  # only possible for two names that differ in undecodable bytes vs "\\xNN"
-            if log:
-                log.warning("skipped %s: its name is written like another file's", shown)
-            return
-        seen.add(shown)
-        rows.append((shown, raw, st.st_mtime_ns // 1_000_000 * 1000, int(st.st_size)))
-
-    if not os.path.exists(real):
-        raise FileNotFoundError(f"input folder {root} does not exist")
-    if not os.path.isdir(real):
-        add(os.fsencode(real), os.stat(real))
-    stack = [os.fsencode(real)] if os.path.isdir(real) else []
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            listing.unlisted_dirs.append(_display(folder))
-            if log:
-                log.warning("cannot list %s (%s): its files are not ingested this run and their rows "
-                            "are kept as they are", _display(folder), exc)
-            continue
-        for entry in entries:
-            try:
-                if entry.is_symlink():
-                    listing.symlinks.append(_display(entry.path))
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    add(entry.path, entry.stat(follow_symlinks=False))
-                else:
-                    listing.special.append(_display(entry.path))
-            except OSError as exc:  # vanished while listing, or no permission to stat it
-                if log:
-                    log.warning("cannot stat %s: %s", _display(entry.path), exc)
-    if rows:
-        listing.files = pd.DataFrame(rows, columns=LISTING_COLUMNS)
-    return listing
-
+# (local listing and the Listing type: lakedoc.ingest.listing)
 
 def list_remote(spark, root: str) -> Listing:
     """A non-local URI (``abfss://``, ``dbfs:``): Spark's ``binaryFile`` listing, as it always was.
@@ -166,8 +76,13 @@ def list_remote(spark, root: str) -> Listing:
     return Listing(root, False, files[LISTING_COLUMNS])
 
 
-def list_input(spark, input_path: str, log=None) -> Listing:
-    return list_local(input_path, log) if is_local_input(input_path) else list_remote(spark, input_path)
+def list_input(spark, input_path: str, log=None, cfg=None) -> Listing:
+    """A local folder or an ``abfss://`` folder (``cfg``: ``input.abfss_reader`` and the ``lake``
+    settings) through its :mod:`lakedoc.ingest.sources` source; other URIs through Spark's ``binaryFile``."""
+    from lakedoc.ingest.sources import open_source
+
+    source = open_source(input_path, cfg)
+    return source.list(log) if source is not None else list_remote(spark, input_path)
 
 
 def family_files(listing: Listing, family: str) -> pd.DataFrame:
@@ -184,14 +99,13 @@ def family_files(listing: Listing, family: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- extraction
 
 
-def _extract_partition(family: str, limits_kw: dict, run_id: str, read_local: bool):
+def _extract_partition(family: str, limits: Limits, run_id: str, source: Any):
     """Build the mapInPandas function (a closure over small picklable values only)."""
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from lakedoc.ingest.extract import EXTRACTOR_VERSION, Limits, claimed_family, extract_file, file_extension
-        from lakedoc.ingest.extractors import error_message
+        from lakedoc.ingest.extract import EXTRACTOR_VERSION, claimed_family, extract_file, file_extension
+        from lakedoc.ingest.extractors.base import error_message
 
-        limits = Limits(**limits_kw)
         for batch in batches:
             rows = []
             now = datetime.now(timezone.utc)
@@ -213,10 +127,9 @@ def _extract_partition(family: str, limits_kw: dict, run_id: str, read_local: bo
                        "units": [], "unit_count": 0, "metadata": {}}
                 data = None
                 if size <= limits.max_bytes:
-                    if read_local:  # the path as data: read by path here, never a Spark path pattern
+                    if source is not None:  # the path as data: read by path here, never a path pattern
                         try:
-                            with open(bytes(rec.fs_path), "rb") as fh:
-                                data = fh.read(limits.max_bytes + 1)
+                            data = source.read(source_path, rec.fs_path, size, limits.max_bytes)
                         except OSError as exc:  # vanished, unreadable: a row with the reason
                             rows.append({**own, "status": "error", "error": error_message(exc)})
                             continue
@@ -277,7 +190,7 @@ def _source_frame(spark, listing: Listing, todo: pd.DataFrame, max_bytes: int, f
     from pyspark.sql import functions as F
 
     n_parts = max(1, -(-len(todo) // files_per_partition))
-    if listing.local:
+    if listing.source is not None:
         pdf = todo[LISTING_COLUMNS].copy()
         pdf["fs_path"] = pdf["fs_path"].map(bytes)
         return spark.createDataFrame(pdf, "path string, fs_path binary, mtime_us long, length long") \
@@ -309,20 +222,15 @@ def _source_frame(spark, listing: Listing, todo: pd.DataFrame, max_bytes: int, f
 
 
 def ingest_family(ctx: TaskContext, family: str) -> TaskResult:
-    from lakedoc.config_schema import INGEST_FAMILIES
-    from lakedoc.ingest.extract import CATCH_ALL_FAMILY, EXTRACTOR_VERSION, FAMILIES
+    from lakedoc.ingest.extract import EXTRACTOR_VERSION
+    from lakedoc.ingest.formats import CATCH_ALL_FAMILY, FAMILIES, INGEST_FAMILIES
 
-    assert family in INGEST_FAMILIES
-    spark, cfg, log = ctx.spark, ctx.cfg["ingest"], ctx.log
-    max_bytes = int(cfg["max_file_mb"] * 2**20)
-    limits_kw = dict(
-        max_bytes=max_bytes, timeout_s=float(cfg["timeout_s"]),
-        max_uncompressed_bytes=int(cfg["max_uncompressed_mb"] * 2**20),
-        max_compression_ratio=float(cfg["max_compression_ratio"]),
-        max_attachment_depth=int(cfg["max_attachment_depth"]),
-    )
-    input_path = ctx.input_path or ctx.cfg.resolve_path(ctx.cfg["input"]["path"])
-    listing = list_input(spark, input_path, log if family == CATCH_ALL_FAMILY else None)
+    if family not in INGEST_FAMILIES:
+        raise ValueError(f"unknown ingestion family {family!r}; families: {', '.join(INGEST_FAMILIES)}")
+    spark, settings, log = ctx.spark, ctx.cfg.ingest, ctx.log
+    limits = Limits.from_settings(settings)
+    input_path = ctx.input_path or ctx.cfg.resolve_path(ctx.cfg.input.path)
+    listing = list_input(spark, input_path, log if family == CATCH_ALL_FAMILY else None, ctx.cfg)
     listed = family_files(listing, family)
     owns = "/".join(FAMILIES[family]) + (" and every file no other family lists" if family == CATCH_ALL_FAMILY else "")
     log.info("%d file(s) for this task (%s) of %d under %s", len(listed), owns, len(listing.files), listing.root)
@@ -334,45 +242,60 @@ def ingest_family(ctx: TaskContext, family: str) -> TaskResult:
                     listing.special[0])
 
     store = ctx.tables
+    _adopt_renamed_rows(store, family, log)
     existing = None
     if store.exists(DOCUMENTS):
         existing = store.read_arrow(
             DOCUMENTS, ["doc_id", "root_doc_id", "depth", "source_path", "modified_at", "size_bytes",
-                        "extractor_version", "is_deleted"], where={"source_task": family}).to_pandas()
+                        "extractor_version", "is_deleted", "ingested_at"], where={"source_task": family}).to_pandas()
+    moves = last_moves(store)
     if not len(listing.files):
-        live = 0 if existing is None else int((~existing["is_deleted"].fillna(False).astype(bool)).sum())
-        log.warning("the input %s holds no files at all: nothing to ingest%s. Check --input / input.path "
-                    "(job parameter input_path).", listing.root,
-                    f"; the {live} row(s) of this task still live are marked deleted" if live else "")
+        live_rows = existing[~existing["is_deleted"].fillna(False).astype(bool)] if existing is not None else None
+        live = 0 if live_rows is None else int((~moved_away(live_rows, moves)).sum())
+        if live or live_rows is None or not len(live_rows):
+            log.warning("the input %s holds no files at all: nothing to ingest%s. Check --input / input.path "
+                        "(job parameter input_path).", listing.root,
+                        f"; the {live} row(s) of this task still live are marked deleted" if live else "")
+        else:
+            log.info("the input %s holds no files: every file of this task was archived or quarantined; "
+                     "its %d row(s) stay live", listing.root, len(live_rows))
     todo = listed
+    returned: set[str] = set()
     if existing is not None and len(existing) and len(listed):
-        roots = existing[(existing["depth"] == 0) & (~existing["is_deleted"].fillna(False).astype(bool))
-                         & (existing["extractor_version"] == EXTRACTOR_VERSION)]
+        live_roots = existing[(existing["depth"] == 0) & (~existing["is_deleted"].fillna(False).astype(bool))]
+        # back in landing after lakedoc moved it away (its row predates the move): processed again
+        returned = set(live_roots.loc[moved_away(live_roots, moves), "source_path"]) & set(listed["path"])
+        roots = live_roots[(live_roots["extractor_version"] == EXTRACTOR_VERSION)
+                           & ~live_roots["source_path"].isin(returned)]
         seen = {(p, int(s) if pd.notna(s) else -1, m)
                 for p, s, m in zip(roots["source_path"], roots["size_bytes"], _epoch_us(roots["modified_at"]),
                                    strict=True)}
         keep = [(p, int(s), int(m)) not in seen
                 for p, s, m in zip(listed["path"], listed["length"], listed["mtime_us"], strict=True)]
         todo = listed[pd.Series(keep, index=listed.index, dtype=bool)]
-    log.info("%d new or changed file(s) to extract, %d unchanged", len(todo), len(listed) - len(todo))
+    log.info("%d new or changed file(s) to extract, %d unchanged%s", len(todo), len(listed) - len(todo),
+             f" ({len(returned)} back in the input after lakedoc moved them away)" if returned else "")
 
     written, status_counts = 0, {}
     if len(todo):
-        source = _source_frame(spark, listing, todo, max_bytes, int(cfg["files_per_partition"]))
-        extracted = source.mapInPandas(_extract_partition(family, limits_kw, ctx.run_id, listing.local),
-                                       DOCUMENTS_DDL)
-        result = store.merge(DOCUMENTS, extracted, keys=["doc_id"], scope={"source_task": family},
-                             partition_by=["source_task"], compare=COMPARE)
+        source = _source_frame(spark, listing, todo, limits.max_bytes, settings.files_per_partition)
+        extracted = source.mapInPandas(_extract_partition(family, limits, ctx.run_id, listing.source),
+                                       DOCUMENTS.ddl)
+        # every row extracted is written, run_id and ingested_at included, even where its compared
+        # columns are unchanged (a file back in landing: archive_inputs waits for a row newer than its move)
+        result = store.merge(DOCUMENTS, extracted, scope=DOCUMENTS.scope_of(family),
+                             compare=(*(DOCUMENTS.compare or ()), "run_id"))
         written = result.written
         status_counts = _status_counts(store, family, ctx.run_id)
         log.info("documents: %d inserted, %d updated, %d unchanged; statuses this run: %s",
                  result.inserted, result.updated, result.unchanged, status_counts)
 
-    deleted = _soft_delete(ctx, family, set(listed["path"]), set(todo["path"]), listing.unlisted_dirs)
+    deleted = _soft_delete(ctx, family, set(listed["path"]), set(todo["path"]), listing.unlisted_dirs, moves)
     return TaskResult(rows_in=len(listed), rows_out=written + deleted,
                       details={"files_listed": len(listed), "files_in_input": len(listing.files),
                                "files_extracted": int(len(todo)), "rows_written": written,
                                "soft_deleted": deleted, "statuses": status_counts,
+                               "files_back_after_move": len(returned),
                                "symlinks_not_followed": len(listing.symlinks),
                                "unlisted_folders": len(listing.unlisted_dirs)})
 
@@ -382,20 +305,44 @@ def _status_counts(store, family: str, run_id: str) -> dict:
     return t.to_pandas()["status"].value_counts().to_dict() if t.num_rows else {}
 
 
+def last_moves(store) -> dict[str, int]:
+    """The latest ``done`` move of each source path in ``file_moves`` (epoch microseconds): files
+    lakedoc itself moved out of the input (``archive_inputs``: archive or quarantine)."""
+    from lakedoc.schema import FILE_MOVES
+
+    if not store.exists(FILE_MOVES):
+        return {}
+    t = store.read_arrow(FILE_MOVES, ["source_path", "moved_at"], where={"state": "done"}).to_pandas()
+    out: dict[str, int] = {}
+    for path, when in zip(t["source_path"], _epoch_us(t["moved_at"]), strict=True):
+        out[path] = max(out.get(path, -1), when)
+    return out
+
+
+def moved_away(rows: pd.DataFrame, moves: dict[str, int]) -> pd.Series:
+    """Per row (``source_path``, ``ingested_at``): lakedoc moved its file away after the row was written."""
+    if not moves or not len(rows):
+        return pd.Series(False, index=rows.index, dtype=bool)
+    flags = [path in moves and written <= moves[path]
+             for path, written in zip(rows["source_path"], _epoch_us(rows["ingested_at"]), strict=True)]
+    return pd.Series(flags, index=rows.index, dtype=bool)
+
+
 def _soft_delete(ctx: TaskContext, family: str, present: set[str], reextracted: set[str],
-                 unlisted_dirs=()) -> int:
+                 unlisted_dirs=(), moves: dict[str, int] | None = None) -> int:
     """Mark rows deleted: files no longer in the input, and attachments a re-extracted file no longer
-    has. Rows under a folder that could not be listed this run are left alone."""
+    has. Rows under a folder that could not be listed this run are left alone, and so are the rows of
+    a file lakedoc moved away (archived or quarantined) after they were written."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     store = ctx.tables
     if not store.exists(DOCUMENTS):
         return 0
-    cur = store.read_arrow(DOCUMENTS, ["doc_id", "source_path", "is_deleted", "run_id"],
+    cur = store.read_arrow(DOCUMENTS, ["doc_id", "source_path", "is_deleted", "run_id", "ingested_at"],
                            where={"source_task": family}).to_pandas()
     live = cur[~cur["is_deleted"].fillna(False).astype(bool)]
-    gone = ~live["source_path"].isin(present)
+    gone = ~live["source_path"].isin(present) & ~moved_away(live, moves or {})
     for folder in unlisted_dirs:
         gone &= ~live["source_path"].str.startswith(folder.rstrip("/") + "/")
     stale = live["source_path"].isin(reextracted) & (live["run_id"] != ctx.run_id)
@@ -411,27 +358,40 @@ def _soft_delete(ctx: TaskContext, family: str, present: set[str], reextracted: 
     for col, value in (("deleted_at", now), ("run_id", ctx.run_id)):
         i = victims.schema.get_field_index(col)
         victims = victims.set_column(i, col, pa.array([value] * n, victims.schema.field(col).type))
-    store.merge(DOCUMENTS, victims, keys=["doc_id"], scope={"source_task": family},
-                partition_by=["source_task"], compare=COMPARE)
+    store.merge(DOCUMENTS, victims, scope=DOCUMENTS.scope_of(family))
     ctx.log.info("soft-deleted %d row(s) (%d file(s) gone from the input)", n, int(gone.sum()))
     return n
 
 
-def run_docx(ctx: TaskContext) -> TaskResult:
-    return ingest_family(ctx, "docx")
+def _adopt_renamed_rows(store, family: str, log) -> int:
+    """Rows a renamed family wrote under its old name (``source_task`` ``msg`` -> ``mail_text``) move to
+    the new partition, then leave the old one: one row per file stays. Idempotent: a run killed between
+    the two steps finishes the move on the next run."""
+    import pyarrow as pa
+
+    from lakedoc.ingest.formats import RENAMED_FAMILIES
+
+    old_names = [old for old, new in RENAMED_FAMILIES.items() if new == family]
+    if not old_names or not store.exists(DOCUMENTS):
+        return 0
+    moved = 0
+    for old in old_names:
+        rows = store.read_arrow(DOCUMENTS, where={"source_task": old})
+        if not rows.num_rows:
+            continue
+        i = rows.schema.get_field_index("source_task")
+        rows = rows.set_column(i, "source_task", pa.array([family] * rows.num_rows, rows.schema.field(i).type))
+        store.merge(DOCUMENTS, rows, scope=DOCUMENTS.scope_of(family))
+        store.delete_where(DOCUMENTS, "source_task", [old])
+        log.info("moved %d row(s) of the family formerly called %r to %r", rows.num_rows, old, family)
+        moved += rows.num_rows
+    return moved
 
 
-def run_xlsx(ctx: TaskContext) -> TaskResult:
-    return ingest_family(ctx, "xlsx")
+def run(ctx: TaskContext) -> TaskResult:
+    """Every ingestion task: the family is the one the task key names (``ingest_<family>``)."""
+    from lakedoc.ingest.formats import INGEST_TASKS
 
-
-def run_pptx(ctx: TaskContext) -> TaskResult:
-    return ingest_family(ctx, "pptx")
-
-
-def run_pdf(ctx: TaskContext) -> TaskResult:
-    return ingest_family(ctx, "pdf")
-
-
-def run_msg(ctx: TaskContext) -> TaskResult:
-    return ingest_family(ctx, "msg")
+    if ctx.task not in INGEST_TASKS:
+        raise ValueError(f"{ctx.task!r} is not an ingestion task; those are: {', '.join(INGEST_TASKS)}")
+    return ingest_family(ctx, INGEST_TASKS[ctx.task])

@@ -10,26 +10,17 @@ from __future__ import annotations
 import email
 import email.policy
 
-from lakedoc.ingest.extractors import (
-    Attachment,
-    CorruptError,
-    Extraction,
-    Limits,
+from lakedoc.ingest.extractors.base import Attachment, CorruptError, Extraction, Limits, Unit
+from lakedoc.ingest.extractors.decoding import decode_text
+from lakedoc.ingest.extractors.html import decode_html_bytes, html_to_text
+from lakedoc.ingest.extractors.ooxml import (
     Package,
-    Unit,
-    attr,
     chart_text,
-    child,
     core_properties,
-    decode_html_bytes,
-    decode_text,
-    descendants,
     diagram_text,
     embedded_attachments,
-    html_to_text,
-    local,
-    rel_id,
 )
+from lakedoc.ingest.extractors.xmltree import attr, child, descendants, local, rel_id
 
 # Subtrees that never hold visible text of their parent (or duplicate text shown elsewhere).
 _SKIP_INLINE = frozenset({"Fallback", "delText", "instrText", "delInstrText", "moveFrom", "del", "rPr",
@@ -50,7 +41,7 @@ def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
     units = headers + doc.body_units(body) + doc.note_units() + footers
     metadata = core_properties(pkg)
     return Extraction(units=units, metadata=metadata, attachments=doc.attachments + embedded_attachments(pkg),
-                      has_images=pkg.has_media())
+                      has_images=pkg.has_media(), incomplete=pkg.incomplete())
 
 
 class _Document:

@@ -19,18 +19,17 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
-from lakedoc.ingest.extractors import (
+from lakedoc.ingest.extractors.base import (
     Attachment,
     CorruptError,
     EncryptedError,
     Extraction,
     Limits,
     Unit,
-    decode_html_bytes,
-    decode_text,
-    html_to_text,
     text_tokens,
 )
+from lakedoc.ingest.extractors.decoding import decode_text
+from lakedoc.ingest.extractors.html import decode_html_bytes, html_to_text
 
 _PGP_MESSAGE = b"-----BEGIN PGP MESSAGE-----"
 _SIGNATURE_MIME = ("application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature")

@@ -4,15 +4,23 @@ Encrypted PDFs whose user password is empty are opened (they are only permission
 PDFs that need a real password, or that only wrap an encrypted payload (Microsoft IRM / PDF 2.0
 unencrypted wrapper documents), are ``encrypted``. Pages are read in full (no page sampling); form
 field values missing from the rendered text are added; files attached to the PDF become attachments.
-A PDF whose pages carry images but no text layer is ``image_only``.
+Pages without a text layer that carry images or drawings are OCR'd (``ingest.ocr``; pages with a
+text layer never are): their units say so (``"page 3 (OCR)"``) and the metadata lists them
+(``ocr_pages``). When OCR is off, a PDF whose pages carry images but no text layer is ``image_only``;
+when OCR is on but its language data is missing, such a PDF is ``image_only`` with an error saying so,
+or ``partial`` when other pages have text (as it is when ``ingest.ocr.max_pages`` leaves pages out).
+A truncated PDF (its xref had to
+be rebuilt and it lacks its final ``%%EOF``), one whose page tree and page objects disagree, or one with
+unreadable pages is ``partial``: its text is kept and ``error`` says why it may be incomplete.
 """
 from __future__ import annotations
 
 import re
+import time
 
 import pymupdf
 
-from lakedoc.ingest.extractors import (
+from lakedoc.ingest.extractors.base import (
     Attachment,
     CorruptError,
     EncryptedError,
@@ -22,6 +30,7 @@ from lakedoc.ingest.extractors import (
     Unit,
     error_message,
 )
+from lakedoc.ingest.extractors.ocr import ImageOnlyError, ocr_page, ocr_ref, tessdata_or_reason
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # MuPDF reports recoverable syntax errors on stderr
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -45,10 +54,12 @@ def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
         units, failed = _page_units(doc)
         if failed == doc.page_count:
             raise CorruptError(f"no page could be read ({failed} pages failed)")
-        has_text = any(u.text.strip() for u in units)
         metadata = _metadata(doc, failed)
+        ocr_incomplete = _ocr_pages(doc, units, limits, metadata)
+        has_text = any(u.text.strip() for u in units)
         return Extraction(units=units, metadata=metadata, attachments=_attached_files(doc),
-                          has_images=not has_text and _has_images(doc))
+                          has_images=not has_text and _has_images(doc),
+                          incomplete=_incomplete(doc, data, failed) + ocr_incomplete)
     finally:
         doc.close()
 
@@ -91,6 +102,42 @@ def _encrypted_payload(doc: pymupdf.Document) -> str | None:
     return None
 
 
+def _incomplete(doc: pymupdf.Document, data: bytes, failed_pages: int) -> list[str]:
+    """Why the text of this PDF may be partial (empty: nothing says so).
+
+    * truncated: MuPDF had to rebuild the cross-reference table and the file does not end with
+      ``%%EOF`` (a PDF whose xref offsets are merely off but which is complete is not flagged);
+    * the page tree and the page objects disagree (pages listed whose objects are missing, or page
+      objects the tree does not reach);
+    * pages whose text could not be read.
+    """
+    reasons = []
+    if doc.is_repaired and b"%%EOF" not in data[-1024:]:
+        reasons.append("the PDF is truncated (no %%EOF at its end; its cross-reference table had to be "
+                       "rebuilt)")
+    found = _page_objects(doc)
+    if found is not None and found != doc.page_count:
+        reasons.append(f"the page tree lists {doc.page_count} page(s) but {found} page object(s) were found")
+    if failed_pages:
+        reasons.append(f"{failed_pages} page(s) could not be read")
+    return reasons
+
+
+def _page_objects(doc: pymupdf.Document) -> int | None:
+    """Number of objects of /Type /Page in the file (None when the objects cannot be walked)."""
+    n = 0
+    try:
+        for xref in range(1, doc.xref_length()):
+            try:
+                if doc.xref_get_key(xref, "Type") == ("name", "/Page"):
+                    n += 1
+            except Exception:  # noqa: BLE001 - a damaged object is not a page we can count
+                continue
+    except Exception:  # noqa: BLE001
+        return None
+    return n
+
+
 def _page_units(doc: pymupdf.Document) -> tuple[list[Unit], int]:
     """One unit per page (empty pages give empty units, dropped later); count of unreadable pages."""
     units, failed = [], 0
@@ -104,6 +151,54 @@ def _page_units(doc: pymupdf.Document) -> tuple[list[Unit], int]:
             continue
         units.append(Unit("page", number, f"page {number}", text))
     return units, failed
+
+
+def _needs_ocr(page: pymupdf.Page) -> bool:
+    """A page without a text layer that shows something OCR could read (images, or vector drawings:
+    text converted to outlines). Blank pages are not OCR'd."""
+    try:
+        return bool(page.get_images(full=False) or page.get_image_info() or page.get_cdrawings())
+    except Exception:  # noqa: BLE001 - a page we cannot inspect is tried
+        return True
+
+
+def _ocr_pages(doc: pymupdf.Document, units: list[Unit], limits: Limits, metadata: dict[str, str]) -> list[str]:
+    """OCR the pages whose unit has no text and that need it (:func:`_needs_ocr`), in place: the unit
+    gets the OCR text and the reference ``"page N (OCR)"``. Returns why text may be missing (pages
+    left without OCR). With OCR off nothing happens; without language data, a PDF with no text at all
+    raises :class:`ImageOnlyError` (``image_only``, the error says the data is missing)."""
+    if not limits.ocr_enabled:
+        return []
+    candidates = [u for u in units if not u.text.strip() and _needs_ocr(doc[u.index - 1])]
+    if not candidates:
+        return []
+    tessdata, why_not = tessdata_or_reason(limits)
+    if tessdata is None:
+        if not any(u.text.strip() for u in units):
+            raise ImageOnlyError(f"no text layer: images only, and {why_not}")
+        return [f"{len(candidates)} page(s) without a text layer were not OCR'd ({why_not})"]
+    done: list[int] = []
+    reasons: list[str] = []
+    started, budget = time.monotonic(), limits.timeout_s / 2
+    for position, unit in enumerate(candidates):
+        if position >= limits.ocr_max_pages or time.monotonic() - started > budget:
+            why = (f"ingest.ocr.max_pages={limits.ocr_max_pages}" if position >= limits.ocr_max_pages
+                   else f"half of the {limits.timeout_s:g}s time budget spent")
+            reasons.append(f"{len(candidates) - position} page(s) without a text layer were not OCR'd ({why})")
+            break
+        try:
+            text = ocr_page(doc[unit.index - 1], tessdata, limits.ocr_language, limits.ocr_dpi)
+        except Exception as exc:  # noqa: BLE001 - one page failing OCR must not lose the others
+            reasons.append(f"OCR of page {unit.index} failed ({error_message(exc)})")
+            continue
+        unit.text, unit.ref = text, ocr_ref(unit.ref)
+        done.append(unit.index)
+    if done and not reasons and not any(u.text.strip() for u in units):
+        raise ImageOnlyError(f"no text layer: images only, and OCR found no text on {len(done)} page(s)")
+    if done:
+        metadata.update(ocr_pages=",".join(map(str, done)), ocr_language=limits.ocr_language,
+                        ocr_dpi=str(limits.ocr_dpi))
+    return reasons
 
 
 def _missing_field_values(page: pymupdf.Page, text: str) -> str:

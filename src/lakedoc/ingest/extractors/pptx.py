@@ -7,23 +7,15 @@ placeholders are left out (they only repeat the position).
 """
 from __future__ import annotations
 
-from lakedoc.ingest.extractors import (
-    CorruptError,
-    Extraction,
-    Limits,
+from lakedoc.ingest.extractors.base import CorruptError, Extraction, Limits, Unit
+from lakedoc.ingest.extractors.ooxml import (
     Package,
-    Unit,
-    attr,
     chart_text,
-    child,
     core_properties,
-    descendants,
     diagram_text,
-    drawingml_paragraphs,
     embedded_attachments,
-    local,
-    rel_id,
 )
+from lakedoc.ingest.extractors.xmltree import attr, child, descendants, drawingml_paragraphs, local, rel_id
 
 _NO_TEXT_PLACEHOLDERS = frozenset({"sldNum", "sldImg"})
 _INHERITED_PLACEHOLDERS = frozenset({"ftr", "hdr"})  # empty on the slide -> layout/master text
@@ -56,7 +48,7 @@ def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
     if hidden:
         metadata["hidden_slides"] = str(hidden)
     return Extraction(units=units, metadata=metadata, attachments=embedded_attachments(pkg),
-                      has_images=pkg.has_media())
+                      has_images=pkg.has_media(), incomplete=pkg.incomplete())
 
 
 def _slide_parts(pkg: Package, prs_part: str, prs) -> list[str]:

@@ -15,20 +15,15 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
-from lakedoc.ingest.extractors import (
-    CorruptError,
-    Extraction,
-    Limits,
-    Package,
-    Unit,
+from lakedoc.ingest.extractors.base import CorruptError, Extraction, Limits, Unit
+from lakedoc.ingest.extractors.ooxml import Package, chart_text, core_properties, embedded_attachments
+from lakedoc.ingest.extractors.xmltree import (
     attr,
-    chart_text,
     child,
     children,
-    core_properties,
     drawingml_paragraphs,
-    embedded_attachments,
     local,
+    recovered_error,
     rel_id,
 )
 
@@ -56,7 +51,7 @@ def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
     if hidden:
         metadata["hidden_sheets"] = json.dumps(hidden, ensure_ascii=False)
     return Extraction(units=units, metadata=metadata, attachments=embedded_attachments(pkg),
-                      has_images=pkg.has_media())
+                      has_images=pkg.has_media(), incomplete=pkg.incomplete())
 
 
 def _sheets(pkg: Package, wb_part: str, workbook) -> list[tuple[str, str, str | None]]:
@@ -82,8 +77,9 @@ def _is_date1904(workbook) -> bool:
 # ---------------------------------------------------------------------------------------------- strings
 
 
-def _iter_elements(data: bytes, *names: str):
-    """Stream elements with the given local names (any namespace), freeing them as we go."""
+def _iter_elements(data: bytes, *names: str, pkg: Package | None = None, part: str = ""):
+    """Stream elements with the given local names (any namespace), freeing them as we go. Malformed XML
+    the parser recovered from is recorded in ``pkg.recovered`` (the text may be partial)."""
     context = etree.iterparse(io.BytesIO(data), events=("end",), tag=[f"{{*}}{n}" for n in names],
                               huge_tree=True, resolve_entities=False, no_network=True, recover=True)
     try:
@@ -94,6 +90,9 @@ def _iter_elements(data: bytes, *names: str):
                 del el.getparent()[0]
     except etree.XMLSyntaxError as exc:
         raise CorruptError(f"unreadable sheet XML: {exc}") from exc
+    error = recovered_error(context.error_log)
+    if error and pkg is not None:
+        pkg.recovered.setdefault(part, error)
 
 
 def rich_text(el) -> str:
@@ -113,7 +112,7 @@ def _shared_strings(pkg: Package, wb_part: str) -> list[str]:
     for part in pkg.rel_targets(wb_part, "sharedStrings") or ["xl/sharedStrings.xml"]:
         data = pkg.read(part)
         if data:
-            return [rich_text(si) for si in _iter_elements(data, "si")]
+            return [rich_text(si) for si in _iter_elements(data, "si", pkg=pkg, part=part)]
     return []
 
 
@@ -226,7 +225,7 @@ def _sheet_lines(pkg: Package, part: str, shared: list[str], numbers: _NumberFor
     headers: list[str] = []
     footers: list[str] = []
     rows: list[str] = []
-    for el in _iter_elements(data or b"<x/>", "row", "headerFooter"):
+    for el in _iter_elements(data or b"<x/>", "row", "headerFooter", pkg=pkg, part=part):
         if local(el) == "row":
             values = [_cell_value(c, shared, numbers) for c in el if local(c) == "c"]
             line = "\t".join(" ".join(v.split()) for v in values if v and v.strip())

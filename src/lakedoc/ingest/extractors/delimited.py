@@ -1,11 +1,11 @@
-"""Delimited text (csv, tsv) and other plain text (txt, html).
+"""Delimited text (csv, tsv).
 
 The encoding is detected (BOM; UTF-16/32 without a BOM; UTF-8; then a legacy code page, see
-:func:`lakedoc.ingest.extractors.decode_text_with_encoding`) and recorded as metadata ``encoding``.
-CSV: the delimiter sniffed on a sample (with
-a per-extension fallback), quoted multi-line fields and very long lines are handled by the csv
-module; each record becomes one line with its cells separated by tabs. Records are grouped into
-units of at most ``ROWS_PER_UNIT`` rows ("rows 1-1000") so that chunks can cite where they came from.
+:func:`lakedoc.ingest.extractors.decoding.decode_text_with_encoding`) and recorded as metadata
+``encoding``. The delimiter is sniffed on a sample (with a per-extension fallback); quoted multi-line
+fields and very long lines are handled by the csv module; each record becomes one line with its cells
+separated by tabs. Records are grouped into units of at most ``ROWS_PER_UNIT`` rows ("rows 1-1000")
+so that chunks can cite where they came from.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import csv
 import io
 import sys
 
-from lakedoc.ingest.extractors import Extraction, Limits, Unit, decode_text_with_encoding, html_to_text
+from lakedoc.ingest.extractors.base import Extraction, Limits, Unit
+from lakedoc.ingest.extractors.decoding import decode_text_with_encoding
 
 ROWS_PER_UNIT = 1000
 _SAMPLE_CHARS = 64 * 1024
@@ -24,13 +25,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # very long fields (the defau
 
 def extract(data: bytes, fmt: str, limits: Limits) -> Extraction:
     text, encoding = decode_text_with_encoding(data)
-    text = text.replace("\x00", "")
-    if fmt == "html":
-        extraction = Extraction(units=[Unit("body", 1, "body", html_to_text(text))])
-    elif fmt == "txt":
-        extraction = Extraction(units=[Unit("text", 1, "text", text)])
-    else:
-        extraction = _delimited(text, fmt)
+    extraction = _delimited(text.replace("\x00", ""), fmt)
     extraction.metadata["encoding"] = encoding
     return extraction
 
