@@ -9,14 +9,17 @@
 Ratios are printed as contender / baseline. Data: Reuters-21578 ModApte train from ../shared (a seeded
 train/validation/test split of it), or the synthetic corpus when ../shared is absent.
 
-    .venv/bin/python bench/baselines.py [--labels 10] [--max-docs 0] [--skip-xgb]
+    .venv/bin/python bench/baselines.py [--labels 10] [--max-docs 0] [--skip-xgb] [--quick] [--json PATH]
+
+``--quick`` (under 10 minutes on 2 cores): the ``tfidf_lr`` comparison only, on every Reuters label.
+``--json PATH`` writes ``ratio`` (scikit-learn train time / ``tfidf_lr`` train time: > 1 = lakedoc faster),
+the raw figures, the machine (cpus, CPU model, RAM, load average), the date and the command.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,47 +53,82 @@ def load(args):
 
 
 class SklearnLR:
-    """scikit-learn twin of ``tfidf_lr``: identical tokens, hashing, IDF, norm and class weights."""
+    """scikit-learn twin of ``tfidf_lr`` in one process: identical tokens, hashing size, IDF, norm, class
+    weights and per-label solver (:func:`lakedoc.baselines.parallel.fit_binary`), labels fitted in turn."""
 
     name = "sklearn_lr"
 
-    def fit(self, texts, labels, names, cfg):
-        from pyspark.ml.feature import StopWordsRemover
-        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-        from sklearn.linear_model import LogisticRegression
+    def __init__(self, blas_threads: int | None = 1):
+        self.blas_threads = blas_threads  # 1: no BLAS oversubscription (its best here); None: library default
 
+    def fit(self, texts, labels, names, cfg):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.blas_threads):
+            self._fit(texts, labels, names, cfg)
+
+    def _fit(self, texts, labels, names, cfg):
+        from pyspark.ml.feature import StopWordsRemover
+
+        from lakedoc.baselines.parallel import class_weight, fit_binary
+        from lakedoc.config_schema import BaselinesSettings
         from lakedoc.spark import get_spark
 
         get_spark(cfg)  # Spark's stop-word list lives in the JVM
         sec = cfg["baselines"]
         stop = set(StopWordsRemover.loadDefaultStopWords("english")) if sec["stop_words"] else set()
-        split = re.compile(r"[^\w]+|_", re.UNICODE)
+        self.stop = stop
 
-        def analyzer(t):
-            return [w for w in split.split(t.lower()) if len(w) >= 2 and w not in stop]
-
-        self.vec = HashingVectorizer(analyzer=analyzer, n_features=sec["num_features"], alternate_sign=False,
-                                     norm=None)
-        self.idf = TfidfTransformer(norm="l2", smooth_idf=True)
-        X = self.idf.fit_transform(self.vec.transform(texts))
+        # Spark's HashingTF: murmur3_x86_32 (seed 42) of the UTF-8 term, non-negative mod num_features
+        self.num_features = sec["num_features"]
+        tf = self._tf(texts)
+        n_docs = tf.shape[0]
+        df = np.bincount(tf.indices, minlength=tf.shape[1])
+        self.idf = np.log((n_docs + 1.0) / (df + 1.0))  # Spark ML's IDF (minDocFreq 0/1): log((n+1)/(df+1))
+        X = self._weigh(tf)
         self.names = names
         self.models = []
         n = X.shape[0]
-        C = 1.0 / max(sec["lr_reg_param"] * n, 1e-12)  # Spark: reg * mean loss; sklearn: C * sum loss
-        for lab in names:
-            y = np.array([lab in labs for labs in labels], dtype=int)
-            pos = y.sum()
-            w = min((n - pos) / pos, sec["max_pos_weight"]) if pos else 1.0
-            m = LogisticRegression(C=C, max_iter=sec["lr_max_iter"] * 10, class_weight={0: 1.0, 1: max(w, 1.0)})
-            self.models.append(m.fit(X, y))
+        st = BaselinesSettings.from_config(cfg)
+        for lab in names:  # one-vs-rest, one label after another, the per-label fit tfidf_lr's workers run
+            y = np.array([lab in labs for labs in labels], dtype=np.int64)
+            self.models.append(fit_binary(X, y, class_weight(n, int(y.sum()), st.max_pos_weight), st))
+        self.train_stats = {"docs": n, "nnz": int(X.nnz), "max_iter_used": max(m[2] for m in self.models),
+                            "blas_threads": self.blas_threads or "default"}
+
+    def _tf(self, texts):
+        """Term counts exactly as Spark's RegexTokenizer -> StopWordsRemover -> HashingTF."""
+        import regex
+        import scipy.sparse as sp
+        from sklearn.utils import murmurhash3_32
+
+        split = regex.compile(r"[^\p{L}\p{N}]+")
+        cache: dict[str, int] = {}
+        rows, cols = [], []
+        for i, t in enumerate(texts):
+            for w in split.split(t.lower()):
+                if len(w) < 2 or w in self.stop:
+                    continue
+                j = cache.get(w)
+                if j is None:
+                    j = cache[w] = murmurhash3_32(w.encode("utf-8"), seed=42) % self.num_features
+                rows.append(i)
+                cols.append(j)
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), self.num_features))
+
+    def _weigh(self, tf):
+        from sklearn.preprocessing import normalize
+
+        return normalize(tf.multiply(self.idf).tocsr(), norm="l2")  # IDF, then L2 norm, as Spark's pipeline
 
     def predict_scores(self, texts):
-        X = self.idf.transform(self.vec.transform(texts))
-        return np.column_stack([m.predict_proba(X)[:, 1] for m in self.models])
+        X = self._weigh(self._tf(texts))
+        z = np.column_stack([X @ coef + b for coef, b, _ in self.models])
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def run_pair(base, contender, tr, va, te, cfg_base, cfg_cont, st):
-    from lakedoc.evaluation import evaluate_method
+    from lakedoc.methods import evaluate_method
 
     out = {}
     for tag, method, cfg in (("baseline", base, cfg_base), ("contender", contender, cfg_cont)):
@@ -105,6 +143,26 @@ def run_pair(base, contender, tr, va, te, cfg_base, cfg_cont, st):
     return out
 
 
+def machine() -> dict:
+    """CPU count, CPU model, RAM and load average of this machine (for the JSON report)."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cpu_count": os.cpu_count(), "cpu_model": model, "ram_gib": ram, "loadavg": list(os.getloadavg())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", type=int, default=0, help="keep the N most frequent labels (0 = all)")
@@ -112,24 +170,44 @@ def main() -> int:
     ap.add_argument("--max-docs", type=int, default=0)
     ap.add_argument("--skip-lr", action="store_true")
     ap.add_argument("--skip-xgb", action="store_true")
-    ap.add_argument("--out", help="write the results as JSON")
+    ap.add_argument("--quick", action="store_true",
+                    help="tfidf_lr vs scikit-learn only (no XGBoost): under 10 minutes on 2 cores")
+    ap.add_argument("--json", "--out", dest="json", help="write the results as JSON (key 'ratio': the headline)")
+    ap.add_argument("--baseline-blas-default", action="store_true",
+                    help="let the scikit-learn baseline use its default BLAS threads (slower on a shared machine: "
+                         "oversubscription); default: 1 thread, its best configuration here")
     args = ap.parse_args()
+    if args.quick:
+        args.skip_xgb = True
 
     from lakedoc.baselines.tfidf import TfidfLogReg, TfidfXGB
     from lakedoc.config import load_config
-    from lakedoc.evaluation import eval_settings, three_way_split
+    from lakedoc.evaluation import three_way_split
+    from lakedoc.methods import eval_settings
 
+    started = time.time()
     cfg = load_config("local")
     st = eval_settings(cfg)
-    results = {}
+    results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                     "machine": machine(), "ratio": None,
+                     "ratio_means": "scikit-learn one-vs-rest train s / tfidf_lr train s (> 1 = lakedoc faster)"}
     if not args.skip_lr:
         recs, name = load(args)
         tr, va, te = three_way_split(recs, st)
         print(f"data: {name}; train {len(tr)}, validation {len(va)}, test {len(te)}", file=sys.stderr)
-        results["lr"] = run_pair(SklearnLR(), TfidfLogReg(), tr, va, te, cfg, cfg, st)
-        results["lr"]["data"] = name
+        contender = TfidfLogReg()
+        base = SklearnLR(None if args.baseline_blas_default else 1)
+        results["lr"] = run_pair(base, contender, tr, va, te, cfg, cfg, st)
         r = results["lr"]
-        print(f"tfidf_lr Spark vs scikit-learn: train time ratio {r['ratio_train_time']:.2f} "
+        r["data"] = name
+        r["fit_mode"] = contender.train_stats.get("fit_mode")
+        r["contender_train_stats"] = {k: v for k, v in contender.train_stats.items() if k != "positives"}
+        r["baseline_train_stats"] = base.train_stats
+        r["speedup"] = r["baseline"]["train_s"] / r["contender"]["train_s"]
+        r["micro_f1_diff"] = r["contender"]["micro_f1"] - r["baseline"]["micro_f1"]
+        results["ratio"] = r["speedup"]
+        print(f"tfidf_lr ({r['fit_mode']}) vs scikit-learn one-vs-rest: {r['speedup']:.2f}x faster "
               f"(Spark {r['contender']['train_s']:.1f}s, sklearn {r['baseline']['train_s']:.1f}s); "
               f"micro-F1 {r['contender']['micro_f1']:.4f} vs {r['baseline']['micro_f1']:.4f}; "
               f"macro-F1 {r['contender']['macro_f1']:.4f} vs {r['baseline']['macro_f1']:.4f}")
@@ -137,16 +215,22 @@ def main() -> int:
         a2 = argparse.Namespace(**{**vars(args), "labels": args.xgb_labels})
         recs, name = load(a2)
         tr, va, te = three_way_split(recs, st)
+        # barrier mode: a classic session (local[2] here) and num_workers <= task slots
         c1 = load_config("local", sets=["baselines.xgb_num_workers=1", "baselines.parallel_labels=1"])
         c2 = load_config("local", sets=["baselines.xgb_num_workers=2", "baselines.parallel_labels=1"])
         results["xgb"] = run_pair(TfidfXGB(), TfidfXGB(), tr, va, te, c1, c2, st)
-        results["xgb"]["data"] = name
         r = results["xgb"]
-        print(f"tfidf_xgb num_workers=2 vs 1: train time ratio {r['ratio_train_time']:.2f} "
+        r["data"] = name
+        r["speedup_2_vs_1"] = r["baseline"]["train_s"] / r["contender"]["train_s"]
+        if results["ratio"] is None:
+            results["ratio"] = r["speedup_2_vs_1"]
+        print(f"tfidf_xgb num_workers=2 vs 1: {r['speedup_2_vs_1']:.2f}x faster "
               f"({r['contender']['train_s']:.1f}s vs {r['baseline']['train_s']:.1f}s); "
               f"micro-F1 {r['contender']['micro_f1']:.4f} vs {r['baseline']['micro_f1']:.4f}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+    results["wall_s"] = time.time() - started
+    results["machine"]["loadavg_end"] = list(os.getloadavg())
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 

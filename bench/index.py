@@ -64,20 +64,21 @@ def bench_lancedb(rows: int, n_queries: int, dim: int, configs: list[tuple[str, 
                 exact_lat.append(time.perf_counter() - t)
                 exact_ids.append({h.chunk_id for h in e})
             # the exact path itself checked against numpy brute force on a few queries
-            for q, es in list(zip(queries, exact_ids))[:5]:
+            for q, es in list(zip(queries, exact_ids, strict=True))[:5]:
                 top = np.argsort(-(vecs @ q))[:10]
                 assert {f"c{j}" for j in top} == es, "LanceDB exact search disagrees with numpy"
             for nprobes, refine, ef in settings:
                 b.nprobes, b.refine_factor, b.ef = nprobes, refine, ef
                 ann_lat, recalls = [], []
-                for q, es in zip(queries, exact_ids):
+                for q, es in zip(queries, exact_ids, strict=True):
                     t = time.perf_counter()
                     a = b.search(q, None, k=10)
                     ann_lat.append(time.perf_counter() - t)
                     recalls.append(len(es & {h.chunk_id for h in a}) / len(es))
                 probe = range(0, rows, max(1, rows // 50))
                 self_hits = sum(b.search(vecs[j], None, k=1)[0].chunk_id == f"c{j}" for j in probe)
-                print(f"  nprobes={nprobes:<4} refine={refine:<3} ef={ef:<4} recall@10 {statistics.mean(recalls):.3f} | "
+                print(f"  nprobes={nprobes:<4} refine={refine:<3} ef={ef:<4} "
+                      f"recall@10 {statistics.mean(recalls):.3f} | "
                       f"latency median ann {1000 * statistics.median(ann_lat):6.1f} ms, exact "
                       f"{1000 * statistics.median(exact_lat):6.1f} ms "
                       f"(exact/ann x{statistics.median(exact_lat) / statistics.median(ann_lat):.1f}); "
@@ -87,8 +88,8 @@ def bench_lancedb(rows: int, n_queries: int, dim: int, configs: list[tuple[str, 
 
 def bench_upload(n_docs: int, dim: int) -> None:
     from azure.core.credentials import AzureKeyCredential
-
     from azure_search_server import FakeSearchService
+
     from lakedoc.index.backends.azure_search import AzureSearchBackend
 
     rng = np.random.default_rng(7)
@@ -113,8 +114,10 @@ def bench_upload(n_docs: int, dim: int) -> None:
             results[label] = n_docs / dt
             print(f"{label:<24} {r.requests:>5} requests {dt:7.2f}s  {n_docs / dt:9.0f} docs/s")
             b.close()
-    print(f"batching (500/request) vs one document per request: x{results['batch 500'] / results['1 doc/request']:.1f}")
-    print(f"4 requests in flight vs 1 (batch 100): x{results['batch 100, 4 in flight'] / results['batch 100, 1 in flight']:.2f}")
+    batching = results["batch 500"] / results["1 doc/request"]
+    in_flight = results["batch 100, 4 in flight"] / results["batch 100, 1 in flight"]
+    print(f"batching (500/request) vs one document per request: x{batching:.1f}")
+    print(f"4 requests in flight vs 1 (batch 100): x{in_flight:.2f}")
 
 
 def main() -> None:
@@ -125,7 +128,8 @@ def main() -> None:
     ap.add_argument("--upload-docs", type=int, default=1000)
     ap.add_argument("--skip-lancedb", action="store_true")
     ap.add_argument("--skip-upload", action="store_true")
-    ap.add_argument("--configs", default="IVF_HNSW_SQ:20:10:100,IVF_HNSW_SQ:20:10:300,IVF_HNSW_SQ:20:10:600,IVF_PQ:20:10:0,IVF_PQ:100:10:0",
+    ap.add_argument("--configs", default="IVF_HNSW_SQ:20:10:100,IVF_HNSW_SQ:20:10:300,IVF_HNSW_SQ:20:10:600,"
+                                         "IVF_PQ:20:10:0,IVF_PQ:100:10:0",
                     help="index_type:nprobes:refine_factor:ef, comma-separated")
     args = ap.parse_args()
     import os

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakedoc.index.documents import model_identity
+from lakedoc.schema import CHUNKS, DOCUMENTS, DOCUMENTS_REDACTED, EMBEDDINGS, PREDICTIONS
 
 LABELS = ["grain", "crude", "earn"]
 FORMATS = ["docx", "pdf", "pptx"]
@@ -42,31 +43,31 @@ class Corpus:
     def write(self, store, cfg, run_id: str = "r1") -> None:
         model, scheme = model_identity(cfg)
         now = datetime(2026, 11, 1, tzinfo=timezone.utc)
-        store.merge("documents", pa.Table.from_pylist([
+        store.merge(DOCUMENTS, pa.Table.from_pylist([
             {"doc_id": d["doc_id"], "source_path": d["source_path"], "file_name": d["file_name"],
              "format": d["format"], "modified_at": now, "is_deleted": d["doc_id"] in self.deleted,
-             "source_task": d["format"], "run_id": run_id} for d in self.docs]), keys=["doc_id"])
-        store.merge("documents_redacted", pa.Table.from_pylist([
+             "source_task": d["format"], "run_id": run_id} for d in self.docs]))
+        store.merge(DOCUMENTS_REDACTED, pa.Table.from_pylist([
             {"doc_id": d["doc_id"], "source_path": d["source_path"], "file_name": d["file_name"],
-             "format": d["format"], "status": "ok", "run_id": run_id} for d in self.docs]), keys=["doc_id"])
+             "format": d["format"], "status": "ok", "run_id": run_id} for d in self.docs]))
         chunk_rows = [{k: c[k] for k in ("chunk_id", "doc_id", "seq", "unit_ref", "text", "text_hash")}
                       | {"token_count": 12, "run_id": run_id} for c in self.chunks]
-        store.merge("chunks", pa.Table.from_pylist(chunk_rows), keys=["chunk_id"], replace_within="doc_id")
+        store.merge(CHUNKS, pa.Table.from_pylist(chunk_rows), replace_within=CHUNKS.replace_within)
         emb = pa.Table.from_pydict({
             "chunk_id": [c["chunk_id"] for c in self.chunks], "doc_id": [c["doc_id"] for c in self.chunks],
             "vector": pa.array([c["vector"].tolist() for c in self.chunks], pa.list_(pa.float32())),
             "model": [model] * len(self.chunks), "dimension": pa.array([self.dim] * len(self.chunks), pa.int32()),
             "prefix_scheme": [scheme] * len(self.chunks), "text_hash": [c["text_hash"] for c in self.chunks],
             "run_id": [run_id] * len(self.chunks)})
-        store.merge("embeddings", emb, keys=["chunk_id", "model"], scope={"model": model},
-                    compare=["text_hash", "prefix_scheme", "dimension", "vector"])
+        store.merge(EMBEDDINGS, emb, scope=EMBEDDINGS.scope_of(model),
+                    compare=[*(EMBEDDINGS.compare or ()), "vector"])
         preds = []
         for d in self.docs:
             for lab in LABELS:
                 preds.append({"doc_id": d["doc_id"], "label": lab, "score": 0.9 if lab == d["label"] else 0.1,
                               "predicted": lab == d["label"], "threshold": 0.5, "method": "zero_shot",
-                              "model_id": "m", "run_id": run_id})
-        store.merge("predictions", pa.Table.from_pylist(preds), keys=["doc_id", "label", "method"])
+                              "model": "m", "run_id": run_id})
+        store.merge(PREDICTIONS, pa.Table.from_pylist(preds))
 
 
 class VectorEncoder:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from conftest import shared_path
-from lakedoc import evaluation as ev
+
+from lakedoc import evaluation as ev, methods as hm
 from lakedoc.baselines.synthetic import TOPICS, generate, write_synthetic
 
 FAST = ["baselines.num_features=4096", "baselines.lr_max_iter=20", "baselines.xgb_n_estimators=10",
@@ -62,11 +62,11 @@ class _RunsOnlyStore:
         self.runs = []
 
     def merge(self, table, data, **kw):
-        assert table == "pipeline_runs", f"the task touched {table} before failing"
+        assert table.name == "pipeline_runs", f"the task touched {table.name} before failing"
         self.runs.extend(data.to_pylist())
 
     def exists(self, table):
-        assert table == "pipeline_runs", f"the task touched {table} before failing"
+        assert table.name == "pipeline_runs", f"the task touched {table.name} before failing"
         return False  # no earlier run to mark abandoned
 
     def __getattr__(self, name):
@@ -79,7 +79,7 @@ def test_xgb_methods_fail_at_once_on_spark_connect(connect, monkeypatch):
     from lakedoc.config import load_config
     from lakedoc.tasks import TaskContext, run_task
 
-    for name in ("load_labelled", "evaluate_method", "load_method"):
+    for name in ("load_labelled", "evaluate_method", "load_spark_method"):
         monkeypatch.setattr(stage, name, lambda *a, _n=name, **k: pytest.fail(f"{_n} ran before the check"))
     store = _RunsOnlyStore()
     cfg = load_config("local", sets=["baselines.methods=[tfidf_lr, tfidf_xgb]"], environ={})
@@ -103,8 +103,8 @@ def test_xgb_methods_fail_at_once_on_spark_connect(connect, monkeypatch):
 def test_lr_methods_are_allowed_on_spark_connect_and_xgb_on_classic(connect, spark):
     from lakedoc.baselines.embedding import EmbeddingXGB
     from lakedoc.baselines.tfidf import NeedsClassicSpark, TfidfXGB, check_classic_spark
-    from lakedoc.evaluation import MethodUnavailable
-
+    from lakedoc.config_schema import BaselinesSettings
+    from lakedoc.methods import MethodUnavailable
     from lakedoc.spark import is_connect
 
     check_classic_spark(connect, ["tfidf_lr", "embedding_lr", "zero_shot"])  # Spark ML works on Connect
@@ -116,7 +116,7 @@ def test_lr_methods_are_allowed_on_spark_connect_and_xgb_on_classic(connect, spa
     # the method itself refuses too (``lakedoc evaluate`` reports it as unavailable and goes on)
     for cls in (TfidfXGB, EmbeddingXGB):
         with pytest.raises(NeedsClassicSpark, match=f"method {cls.name} needs a classic Spark session") as info:
-            cls()._check(connect, {"xgb_num_workers": 1})
+            cls()._check(connect, BaselinesSettings(xgb_num_workers=1))
         assert isinstance(info.value, MethodUnavailable)
 
 
@@ -132,9 +132,20 @@ def test_cached_features_are_unpersisted_when_a_fit_fails(spark, monkeypatch):
 
     df = spark.createDataFrame([("a", "wheat prices rise", ["grain"]), ("b", "oil prices fall", ["crude"])],
                                "doc_id string, text string, labels array<string>")
-    with pytest.raises(RuntimeError, match="exploded"):
-        Broken().fit_df(df, ["crude", "grain"], load_config("local", sets=FAST, environ={}))
+    with pytest.raises(RuntimeError, match="exploded"):  # the Spark ML path (parallel fitting off)
+        Broken().fit_df(df, ["crude", "grain"],
+                        load_config("local", sets=[*FAST, "baselines.parallel_fit_max_mb=0"], environ={}))
     assert len(frames) == 1 and frames[0].is_cached is False
+
+    import lakedoc.baselines.parallel as par
+
+    def explode(*a, **k):
+        raise RuntimeError("parallel fit exploded")
+
+    monkeypatch.setattr(par, "fit_parallel", explode)
+    with pytest.raises(RuntimeError, match="parallel fit exploded"):  # the parallel path: features + packed rows
+        TfidfLogReg().fit_df(df, ["crude", "grain"], load_config("local", sets=FAST, environ={}))
+    assert len(frames) == 3 and not any(f.is_cached for f in frames)
 
 
 def _reuters_slice(n: int, labels: set[str]) -> list[dict]:
@@ -157,9 +168,9 @@ def test_tfidf_lr_on_a_reuters_slice_beats_a_floor(spark):
 
     recs = _reuters_slice(700, {"earn", "acq", "crude", "money-fx", "grain", "trade"})
     cfg = load_config("local", sets=FAST)
-    st = {**ev.eval_settings(cfg), "seed": 3}
+    st = {**hm.eval_settings(cfg), "seed": 3}
     tr, va, te = ev.three_way_split(recs, st)
-    res = ev.evaluate_method(TfidfLogReg(), tr, va, te, cfg, st)
+    res = hm.evaluate_method(TfidfLogReg(), tr, va, te, cfg, st)
     # a majority-class guess ("earn" for all) scores about 0.45 micro-F1 here
     assert res.metrics["micro_f1"] >= 0.85, res.summary()
     assert res.metrics["macro_f1"] >= 0.6, res.summary()
@@ -221,9 +232,9 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path, monkeypatch):
     frames = _spy_cached(monkeypatch)
     run = run_task("baselines", cfg, run_id="r1", spark=spark, tables=store)
     assert run.status == "succeeded", run.error
-    # document vectors (stage) + features of each method (fit) went through lakedoc.spark.cached, and
-    # every one of them is unpersisted by the end
-    assert len(frames) == len(methods) + 1 and not [f for f in frames if f.is_cached]
+    # document vectors (stage) + features of each method (fit) + tfidf_lr's packed training matrix (its
+    # parallel fit) went through lakedoc.spark.cached, and every one of them is unpersisted by the end
+    assert len(frames) == len(methods) + 2 and not [f for f in frames if f.is_cached]
     det = run.result.details
     assert det["data_source"] == "table:doc_labels" and det["labelled_docs"] == 100
     assert set(det["methods"]) == set(methods)
@@ -256,7 +267,7 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path, monkeypatch):
     assert row["n_train"] + row["n_validation"] + row["n_test"] <= 100
     assert set(json.loads(row["per_label"])) == set(TOPICS)
     assert json.loads(row["threshold_sweep"]) and row["mlflow_run_id"]
-    assert DeltaTable(str(wh / PREDICTIONS)).metadata().partition_columns == ["method"]
+    assert DeltaTable(str(wh / PREDICTIONS.name)).metadata().partition_columns == ["method"]
 
     # the saved model reloads and scores like the trained one; thresholds are stored with it
     model = TfidfLogReg.load(row["model_path"], cfg)
@@ -311,6 +322,8 @@ def test_training_fingerprint_follows_data_and_model_settings_only():
     assert fp != training_fingerprint("tfidf_lr", train[:1], val, [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, [{"text": "tanker rates", "labels": ["ship"]}], [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, val, [], {**sec, "lr_max_iter": 50})
+    # the fit path (parallel scikit-learn vs Spark ML per label) changes the model: part of the id
+    assert fp != training_fingerprint("tfidf_lr", train, val, [], {**sec, "parallel_fit_max_mb": 0.0})
     assert fp != training_fingerprint("embedding_lr", train, val, [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, val, [], sec, embedding_model="e5")
 
@@ -360,3 +373,38 @@ def test_predictions_of_documents_that_left_the_ok_set_are_removed(spark, tmp_pa
     # nothing left to remove: a second run deletes nothing
     again = run_task("baselines", cfg, run_id="r2", spark=spark, tables=store)
     assert again.status == "succeeded" and again.result.details["documents_removed"] == 0
+
+
+def test_tfidf_lr_parallel_fit_matches_spark_ml_and_falls_back_over_budget(spark, tmp_path):
+    """The workers' scikit-learn fits (``baselines.parallel_fit_max_mb``) give the Spark ML per-label
+    models' predictions on real text; a budget too small for the matrix takes the Spark ML path; the
+    parallel model saves and loads."""
+    from lakedoc.baselines.tfidf import TfidfLogReg
+    from lakedoc.config import load_config
+
+    recs = _reuters_slice(240, {"earn", "acq", "crude", "grain"})
+    train, test = recs[:180], recs[180:]
+    names = sorted({lab for r in train for lab in r["labels"]})
+    # a strongly regularised, small problem that Spark's L-BFGS also drives to convergence
+    common = ["baselines.num_features=2048", "baselines.lr_reg_param=0.001", "baselines.lr_max_iter=300"]
+    fast = TfidfLogReg(spark)
+    fast.fit([r["text"] for r in train], [r["labels"] for r in train], names,
+             load_config("local", sets=common, environ={}))
+    slow = TfidfLogReg(spark)
+    slow.fit([r["text"] for r in train], [r["labels"] for r in train], names,
+             load_config("local", sets=[*common, "baselines.parallel_fit_max_mb=0.01"], environ={}))
+    assert fast.train_stats["fit_mode"] == "parallel" and fast.linear is not None and not fast.models
+    assert slow.train_stats["fit_mode"] == "spark_ml" and slow.linear is None and len(slow.models) == len(names)
+    assert "over baselines.parallel_fit_max_mb = 0.01" in slow.train_stats["fallback_reason"]
+    texts = [r["text"] for r in test]
+    a, b = fast.predict_scores(texts), slow.predict_scores(texts)
+    assert a.shape == b.shape == (len(texts), len(names))
+    assert np.abs(a - b).max() < 0.02, np.abs(a - b).max()
+    y = ev.binarize([r["labels"] for r in test], names).astype(bool)
+    assert ((a > 0.5) == y).mean() > 0.9  # and the models are good, not merely equal
+    # the parallel model round-trips through save/load (meta.json + linear.npz)
+    path = fast.save(str(tmp_path / "m"))
+    assert json.loads((tmp_path / "m" / "meta.json").read_text())["fit_mode"] == "parallel"
+    back = TfidfLogReg.load(path)
+    assert back.linear is not None and back.label_names == names
+    assert np.allclose(back.predict_scores(texts), a)

@@ -1,4 +1,5 @@
-"""The evaluation harness on hand-made arrays and records with known answers (no Spark)."""
+"""The evaluation arithmetic and the harness (lakedoc.methods) on hand-made arrays and records with known
+answers (no Spark)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lakedoc import evaluation as ev
+from lakedoc import evaluation as ev, methods as hm
 
 
 def test_metrics_known_values():
@@ -153,7 +154,7 @@ def test_load_jsonl_and_binarize(tmp_path):
     assert ev.binarize([r["labels"] for r in recs], ["a", "c", "z"]).tolist() == [[1, 0, 0], [0, 1, 0]]
 
 
-class _KeywordMethod(ev.Method):
+class _KeywordMethod(hm.Method):
     """A transparent method: score = 1 when the label name occurs in the text."""
 
     name = "keyword"
@@ -171,22 +172,22 @@ def test_evaluate_method_end_to_end_and_leakage_guard():
         lab = ["apple", "pear", "plum"][i % 3]
         recs.append({"doc_id": str(i), "text": f"a long enough sentence number {i} that mentions {lab} today ok",
                      "labels": [lab]})
-    st = {**ev.eval_settings(None), "seed": 1}
+    st = {**hm.eval_settings(None), "seed": 1}
     tr, va, te = ev.three_way_split(recs, st)
-    res = ev.evaluate_method(_KeywordMethod(), tr, va, te, None, st)
+    res = hm.evaluate_method(_KeywordMethod(), tr, va, te, None, st)
     assert res.metrics["micro_f1"] == 1.0 and res.metrics["macro_f1"] == 1.0
     assert res.sizes["labels"] == 3 and res.sizes["test"] == len(te)
     assert res.sweep and {"threshold", "micro_f1"} <= set(res.sweep[0])
     with pytest.raises(ValueError, match="leakage"):
-        ev.evaluate_method(_KeywordMethod(), tr, va, te + [dict(tr[0], doc_id="copy")], None, st)
+        hm.evaluate_method(_KeywordMethod(), tr, va, te + [dict(tr[0], doc_id="copy")], None, st)
 
 
 def test_registry_skips_unimportable(monkeypatch):
-    monkeypatch.setitem(ev.METHODS, "ghost", "lakedoc.no_such_module:Ghost")
-    with pytest.raises(ev.MethodUnavailable, match="ghost"):
-        ev.load_method("ghost")
+    monkeypatch.setitem(hm.METHODS, "ghost", "lakedoc.no_such_module:Ghost")
+    with pytest.raises(hm.MethodUnavailable, match="ghost"):
+        hm.load_method("ghost")
     with pytest.raises(KeyError):
-        ev.load_method("nope")
+        hm.load_method("nope")
 
 
 def test_cli_evaluate_all_skips_missing_method(tmp_path, monkeypatch, capsys):
@@ -198,12 +199,12 @@ def test_cli_evaluate_all_skips_missing_method(tmp_path, monkeypatch, capsys):
             lab = ["apple", "pear", "plum"][i % 3]
             fh.write(json.dumps({"doc_id": i, "text": f"a long sentence {i} with enough words about {lab} here",
                                  "labels": [lab]}) + "\n")
-    monkeypatch.setattr(ev, "METHODS", {"keyword": "tests_helpers_missing:X"})
+    monkeypatch.setattr(hm, "METHODS", {"keyword": "tests_helpers_missing:X"})
     out = tmp_path / "m.json"
     rc = main(["evaluate", "--train", str(p), "--method", "all", "--out", str(out), "--no-mlflow"])
     assert rc == 1  # nothing could run
     assert "skipping keyword" in capsys.readouterr().err
-    monkeypatch.setattr(ev, "METHODS", {"keyword": f"{__name__}:_KeywordMethod"})
+    monkeypatch.setattr(hm, "METHODS", {"keyword": f"{__name__}:_KeywordMethod"})
     rc = main(["evaluate", "--train", str(p), "--method", "all", "--out", str(out), "--no-mlflow"])
     assert rc == 0
     data = json.loads(out.read_text())

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from index_fixtures import Corpus, VectorEncoder
+
 from lakedoc.config import load_config
 from lakedoc.index import Hit, search
 from lakedoc.index.backends import open_backend
@@ -52,14 +52,14 @@ def test_push_search_filter_and_rerun_sends_nothing(env, spark):
     by_label = search("q", cfg=cfg, encoder=enc, labels=["grain"], k=20)
     assert by_label and all(h.labels == ["grain"] for h in by_label) and len(by_label) == 6
     by_two = search("q", cfg=cfg, encoder=enc, labels=["grain", "earn"], k=20)
-    assert len(by_two) == 12 and {l for h in by_two for l in h.labels} == {"grain", "earn"}
+    assert len(by_two) == 12 and {lab for h in by_two for lab in h.labels} == {"grain", "earn"}
     by_format = search("q", cfg=cfg, encoder=enc, format="pdf", k=20)
     assert len(by_format) == 6 and all(h.format == "pdf" for h in by_format)
     both = search("q", cfg=cfg, encoder=enc, labels=["crude"], format="pdf", k=20)
     assert {h.doc_id for h in both} == {"doc001", "doc004"}
 
-    hybrid = search("token4x1 crude", cfg=cfg, encoder=VectorEncoder({"token4x1 crude": corpus.vector(target)}, corpus.dim),
-                    mode="hybrid", k=3)
+    hybrid = search("token4x1 crude", cfg=cfg,
+                    encoder=VectorEncoder({"token4x1 crude": corpus.vector(target)}, corpus.dim), mode="hybrid", k=3)
     assert hybrid[0].chunk_id == target
 
     # nothing changed: nothing is sent, the state table gets no new version

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from azure_search_server import Fault, FakeSearchService
+from azure_search_server import FakeSearchService, Fault
 from index_fixtures import Corpus, VectorEncoder
+
 from lakedoc.config import load_config
 from lakedoc.index import search
 from lakedoc.index.backends.azure_search import AzureSearchBackend, batches, odata_filter

@@ -6,10 +6,9 @@ import logging
 import re
 
 import pytest
-
 from conftest import ROOT, all_strings
 
-UPSTREAM = ["ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg", "redact_pii", "classify",
+UPSTREAM = ["ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_mail_text", "redact_pii", "classify",
             "embed", "index"]
 
 
@@ -56,7 +55,7 @@ def test_index_holds_no_detected_pii(tmp_path, sample_dir, spark, caplog):
     engine = get_engine(load_settings(cfg["pii"]))
     ENTITY_TYPES = {*cfg["pii"]["entities"], *(r["entity"] for r in cfg["pii"]["recognizers"])}
     detected: dict[str, set[str]] = {}
-    for r, fs in zip(bronze, engine.analyze_many([r["text"] or "" for r in bronze])):
+    for r, fs in zip(bronze, engine.analyze_many([r["text"] or "" for r in bronze]), strict=True):
         assert not isinstance(fs, Exception)
         values = {(r["text"] or "")[f.start:f.end].strip() for f in fs}
         # an entity type's own name (the samples manifest lists "type": "PHONE_NUMBER") is in every

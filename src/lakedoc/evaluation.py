@@ -1,92 +1,35 @@
-"""The one evaluation harness of lakedoc: metrics, seeded splits, thresholds, the method registry, ``lakedoc evaluate``.
+"""Evaluation arithmetic of lakedoc: labelled data, seeded splits, metrics and thresholds — numpy only.
 
-Every classifier of the project — the classical baselines (:mod:`lakedoc.baselines`) and the zero-shot
-embedding classifier (:mod:`lakedoc.classify.zero_shot`) — is a :class:`Method`::
-
-    class Method:
-        name: str
-        def fit(self, train_texts: list[str], train_labels: list[list[str]], label_names: list[str], cfg) -> None
-        def predict_scores(self, texts: list[str]) -> np.ndarray     # n_docs x n_labels, higher = more likely
-
-and is registered in :data:`METHODS` by import path, imported lazily (``--method all`` skips a method
-whose module cannot be imported, with a message).
-
-Everything else here is pure numpy / standard library (no Spark):
+Pure numpy / standard library (no Spark), and it imports nothing of lakedoc: the harness that fits and
+measures a classifier (:mod:`lakedoc.methods`), the ``baselines`` task, the zero-shot threshold tuning
+(:mod:`lakedoc.classify.thresholds`) and ``lakedoc evaluate`` (:mod:`lakedoc.evaluate_cli`) build on it.
 
 * :func:`load_jsonl` — labelled JSONL (``doc_id``, ``text``, ``labels``).
-* :func:`content_hash`, :func:`split_records`, :func:`check_leakage` — seeded splits grouped by content
-  hash (a text and its exact duplicates always land in the same split), saved to a JSON file, and a
-  leakage check that compares *content hashes* of the splits, not indexes.
-* :func:`prepare` — data preparation shared by the DAG task and the CLI: documents under
-  ``min_words`` words are dropped from training, labels with fewer than ``min_label_docs`` training
-  documents are excluded (warning naming them), duplicate texts with conflicting labels are reported.
+* :func:`content_hash`, :func:`split_records`, :func:`three_way_split`, :func:`check_leakage` — seeded
+  splits grouped by content hash (a text and its exact duplicates always land in the same split), saved
+  to a JSON file, and a leakage check that compares *content hashes* of the splits, not indexes.
+* :func:`prepare` — training-data preparation: documents under ``min_words`` words are dropped from
+  training, labels with fewer than ``min_label_docs`` training documents are excluded (warning naming
+  them), duplicate texts with conflicting labels are reported.
 * :func:`multilabel_metrics` — micro/macro/weighted F1, precision, recall, subset accuracy, per-label
   precision/recall/F1/support.
 * :func:`tune_thresholds` (validation split only), :func:`apply_thresholds`, :func:`threshold_sweep`.
-* :func:`evaluate_method` — fit on train, tune on validation, measure on test; the CLI and the
-  ``baselines`` task both call it.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import importlib
 import json
 import logging
 import re
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-# name -> "module:Class"; imported lazily so that a method whose dependencies are absent (or whose
-# module is not written yet) does not break the others.
-METHODS: dict[str, str] = {
-    "tfidf_lr": "lakedoc.baselines.tfidf:TfidfLogReg",
-    "tfidf_xgb": "lakedoc.baselines.tfidf:TfidfXGB",
-    "embedding_lr": "lakedoc.baselines.embedding:EmbeddingLogReg",
-    "embedding_xgb": "lakedoc.baselines.embedding:EmbeddingXGB",
-    "zero_shot": "lakedoc.classify.zero_shot:ZeroShotMethod",
-}
-
 DEFAULT_GRID = tuple(round(x, 3) for x in np.arange(0.02, 0.99, 0.02))
-
-
-class Method:
-    """Interface of a classifier the harness can evaluate (subclassing is optional: duck typing works)."""
-
-    name: str = "method"
-
-    def fit(self, train_texts: list[str], train_labels: list[list[str]], label_names: list[str], cfg) -> None:
-        raise NotImplementedError
-
-    def predict_scores(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
-
-
-class MethodUnavailable(RuntimeError):
-    """The method's module (or one of its dependencies) cannot be imported here."""
-
-
-def load_method(name: str):
-    """Import and instantiate the method registered as ``name``."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    module, cls = METHODS[name].split(":")
-    try:
-        obj = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        raise MethodUnavailable(f"method {name!r} ({METHODS[name]}) cannot be imported: {exc}") from exc
-    inst = obj()
-    if not getattr(inst, "name", None):
-        inst.name = name
-    return inst
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -191,6 +134,31 @@ def check_leakage(parts: dict[str, Sequence[str]]) -> dict[str, int]:
             if n:
                 out[f"{a}/{b}"] = n
     return out
+
+
+def three_way_split(records: Sequence[dict], st: dict, test: Sequence[dict] | None = None,
+                    split_file: str | Path | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """train/validation/test from ``records`` (test from ``test`` when given), seeded and saved."""
+    by_id = {r["doc_id"]: r for r in records}
+    if test is None:
+        fr = {"train": 1 - st["validation_fraction"] - st["test_fraction"],
+              "validation": st["validation_fraction"], "test": st["test_fraction"]}
+    else:
+        fr = {"train": 1 - st["validation_fraction"], "validation": st["validation_fraction"]}
+    parts = split_records(records, fr, st["seed"], split_file)
+    tr = [by_id[i] for i in parts["train"]]
+    va = [by_id[i] for i in parts["validation"]]
+    te = [by_id[i] for i in parts["test"]] if test is None else list(test)
+    if test is not None:
+        # a user's test file may repeat training texts: drop them from train/validation, and say so
+        test_h = {content_hash(r["text"]) for r in te}
+        n0 = len(tr) + len(va)
+        tr = [r for r in tr if content_hash(r["text"]) not in test_h]
+        va = [r for r in va if content_hash(r["text"]) not in test_h]
+        if len(tr) + len(va) < n0:
+            log.warning("%d training text(s) also occur in the test file: removed from train/validation",
+                        n0 - len(tr) - len(va))
+    return tr, va, te
 
 
 @dataclass
@@ -433,190 +401,3 @@ def threshold_sweep(y_true: np.ndarray, scores: np.ndarray, grid: Sequence[float
         out.append({"threshold": float(t), "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
                     "micro_precision": m["micro_precision"], "micro_recall": m["micro_recall"]})
     return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# Evaluating one method
-# ---------------------------------------------------------------------------------------------------
-
-@dataclass
-class EvalResult:
-    method: str
-    metrics: dict
-    thresholds: Thresholds
-    sweep: list[dict]
-    train_seconds: float
-    predict_seconds: float
-    sizes: dict
-    preparation: dict
-    model: Any = None
-    test_scores: np.ndarray | None = None
-
-    def summary(self) -> dict:
-        keys = ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall", "subset_accuracy")
-        return {"method": self.method, **{k: round(self.metrics[k], 4) for k in keys},
-                "train_s": round(self.train_seconds, 1), "predict_s": round(self.predict_seconds, 1)}
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "metrics": self.metrics, "thresholds": self.thresholds.to_dict(),
-                "threshold_sweep": self.sweep, "train_seconds": self.train_seconds,
-                "predict_seconds": self.predict_seconds, "sizes": self.sizes, "preparation": self.preparation}
-
-
-def eval_settings(cfg) -> dict:
-    """The harness settings from the ``baselines`` configuration section (defaults without one)."""
-    sec = {}
-    try:
-        sec = cfg["baselines"]
-    except (KeyError, TypeError):
-        pass
-    return {
-        "min_label_docs": int(sec.get("min_label_docs", 2)),
-        "min_words": int(sec.get("min_words", 10)),
-        "grid": sec.get("threshold_grid"),
-        "at_least_one": sec.get("at_least_one", "auto"),
-        "min_positives": int(sec.get("threshold_min_positives", 10)),
-        "seed": int(sec.get("seed", 13)),
-        "validation_fraction": float(sec.get("validation_fraction", 0.15)),
-        "test_fraction": float(sec.get("test_fraction", 0.2)),
-    }
-
-
-def evaluate_method(method, train: Sequence[dict], validation: Sequence[dict], test: Sequence[dict], cfg,
-                    settings: dict | None = None) -> EvalResult:
-    """Prepare the training data, fit ``method``, tune thresholds on ``validation``, measure on ``test``.
-
-    Raises when train/validation/test share a text (content-hash leakage)."""
-    st = settings or eval_settings(cfg)
-    leaks = check_leakage({"train": [r["text"] for r in train], "validation": [r["text"] for r in validation],
-                           "test": [r["text"] for r in test]})
-    if leaks:
-        raise ValueError(f"leakage between splits (texts shared by content hash): {leaks}")
-    prep = prepare(train, st["min_label_docs"], st["min_words"])
-    if not prep.label_names:
-        raise ValueError("no label has enough training documents "
-                         f"(baselines.min_label_docs = {st['min_label_docs']})")
-    names = prep.label_names
-    name = getattr(method, "name", type(method).__name__)
-    log.info("%s: fitting on %d documents, %d labels", name, len(prep.train), len(names))
-    t0 = time.perf_counter()
-    method.fit([r["text"] for r in prep.train], [r["labels"] for r in prep.train], names, cfg)
-    train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    val_scores = np.asarray(method.predict_scores([r["text"] for r in validation]), dtype=float)
-    test_scores = np.asarray(method.predict_scores([r["text"] for r in test]), dtype=float)
-    predict_s = time.perf_counter() - t0
-    y_val = binarize([r["labels"] for r in validation], names)
-    y_test = binarize([r["labels"] for r in test], names)
-    th = tune_thresholds(y_val, val_scores, st["grid"], st["at_least_one"], st["min_positives"], names)
-    if hasattr(method, "thresholds"):
-        method.thresholds = th  # stored with the model
-    metrics = multilabel_metrics(y_test, th.apply(test_scores), names)
-    sweep = threshold_sweep(y_test, test_scores, st["grid"], th.at_least_one)
-    sizes = {"train": len(prep.train), "validation": len(validation), "test": len(test), "labels": len(names)}
-    return EvalResult(name, metrics, th, sweep, train_s, predict_s, sizes, prep.report(), method, test_scores)
-
-
-def three_way_split(records: Sequence[dict], st: dict, test: Sequence[dict] | None = None,
-                    split_file: str | Path | None = None) -> tuple[list[dict], list[dict], list[dict]]:
-    """train/validation/test from ``records`` (test from ``test`` when given), seeded and saved."""
-    by_id = {r["doc_id"]: r for r in records}
-    if test is None:
-        fr = {"train": 1 - st["validation_fraction"] - st["test_fraction"],
-              "validation": st["validation_fraction"], "test": st["test_fraction"]}
-    else:
-        fr = {"train": 1 - st["validation_fraction"], "validation": st["validation_fraction"]}
-    parts = split_records(records, fr, st["seed"], split_file)
-    tr = [by_id[i] for i in parts["train"]]
-    va = [by_id[i] for i in parts["validation"]]
-    te = [by_id[i] for i in parts["test"]] if test is None else list(test)
-    if test is not None:
-        # a user's test file may repeat training texts: drop them from train/validation, and say so
-        test_h = {content_hash(r["text"]) for r in te}
-        n0 = len(tr) + len(va)
-        tr = [r for r in tr if content_hash(r["text"]) not in test_h]
-        va = [r for r in va if content_hash(r["text"]) not in test_h]
-        if len(tr) + len(va) < n0:
-            log.warning("%d training text(s) also occur in the test file: removed from train/validation",
-                        n0 - len(tr) - len(va))
-    return tr, va, te
-
-
-def format_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no results)"
-    cols = list(rows[0])
-    w = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    lines = ["  ".join(f"{c:<{w[c]}}" for c in cols), "  ".join("-" * w[c] for c in cols)]
-    lines += ["  ".join(f"{str(r.get(c, '')):<{w[c]}}" for c in cols) for r in rows]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI: lakedoc evaluate
-# ---------------------------------------------------------------------------------------------------
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate", help="train and evaluate classifiers on labelled JSONL (doc_id, text, labels)",
-        description="Fit a method on --train, tune per-label thresholds on a seeded validation split of it, "
-                    "and measure on --test (or a seeded held-out split of --train). The same code as the "
-                    "baselines task.")
-    p.add_argument("--train", required=True, help="labelled JSONL: doc_id, text, labels")
-    p.add_argument("--test", help="labelled JSONL for the test set (default: a seeded split of --train)")
-    p.add_argument("--method", default="tfidf_lr",
-                   help=f"one of {', '.join(METHODS)}, a comma-separated list, or 'all'")
-    p.add_argument("--out", help="write metrics (JSON) here")
-    p.add_argument("--split-file", help="save/reuse the seeded split here (JSON)")
-    p.add_argument("--target", default="local")
-    p.add_argument("--config", help="extra YAML merged over conf/")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
-    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
-                   help="log to MLflow (default: baselines.mlflow_enabled)")
-    p.set_defaults(func=cmd_evaluate)
-
-
-def cmd_evaluate(args) -> int:
-    from lakedoc.config import load_config
-
-    cfg = load_config(args.target, user_file=args.config, sets=args.set)
-    st = eval_settings(cfg)
-    records = load_jsonl(args.train)
-    test = load_jsonl(args.test) if args.test else None
-    train, val, te = three_way_split(records, st, test, args.split_file)
-    names = list(METHODS) if args.method == "all" else [m.strip() for m in args.method.split(",") if m.strip()]
-    print(f"train {len(train)}, validation {len(val)}, test {len(te)} documents "
-          f"(seed {st['seed']}{', test from ' + args.test if args.test else ''})", file=sys.stderr)
-    results: list[EvalResult] = []
-    skipped: dict[str, str] = {}
-    for name in names:
-        try:
-            # MethodUnavailable: the method cannot be imported, or its fit lacks an optional input
-            res = evaluate_method(load_method(name), train, val, te, cfg, st)
-        except MethodUnavailable as exc:
-            if args.method == "all":
-                print(f"skipping {name}: {exc}", file=sys.stderr)
-                skipped[name] = str(exc)
-                continue
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        results.append(res)
-        print(f"{name}: micro-F1 {res.metrics['micro_f1']:.4f}, macro-F1 {res.metrics['macro_f1']:.4f} "
-              f"(train {res.train_seconds:.1f}s)", file=sys.stderr)
-        mlflow_on = args.mlflow if args.mlflow is not None else bool(cfg.get("baselines.mlflow_enabled", False))
-        if mlflow_on:
-            try:
-                from lakedoc.baselines.tracking import log_evaluation
-
-                log_evaluation(cfg, res, source="cli", extra_params={"train_file": args.train,
-                                                                     "test_file": args.test or ""})
-            except Exception as exc:  # noqa: BLE001 - tracking must not fail an evaluation
-                print(f"warning: MLflow logging failed: {exc}", file=sys.stderr)
-    print(format_table([r.summary() for r in results]))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({
-            "train_file": args.train, "test_file": args.test, "seed": st["seed"],
-            "results": {r.method: r.to_dict() for r in results}, "skipped": skipped,
-        }, indent=1, default=str))
-    return 0 if results else 1

@@ -2,8 +2,8 @@
 
 Input vectors come from, in this order:
 
-1. :attr:`EmbeddingHead.vector_lookup` — ``{content_hash(text): vector}`` that the ``baselines`` task
-   fills from the ``embeddings`` table written by the classification stage (chunk vectors averaged per
+1. :attr:`EmbeddingHead.vector_lookup` — ``{content_hash(text): vector}``, given to the constructor by the
+   ``baselines`` task from the ``embeddings`` table written by the classification stage (chunk vectors averaged per
    document, then L2-normalised), so the DAG reuses the GPU's work;
 2. otherwise the project encoder, ``lakedoc.encoder.get_encoder(cfg).encode(texts, kind="passage")``
    (what ``lakedoc evaluate`` on JSONL uses).
@@ -21,7 +21,8 @@ import numpy as np
 
 from lakedoc.baselines.spark_models import SparkMultiLabel
 from lakedoc.baselines.tfidf import _LogRegMixin, _XGBMixin
-from lakedoc.evaluation import MethodUnavailable, content_hash
+from lakedoc.evaluation import content_hash
+from lakedoc.methods import MethodUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,9 @@ def encode_texts(texts: Sequence[str], cfg) -> np.ndarray:
 class EmbeddingHead(SparkMultiLabel):
     input_col = "vector"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.vector_lookup: dict[str, np.ndarray] = {}
-        self.encoded = 0
+    def __init__(self, spark=None, vector_lookup: dict[str, np.ndarray] | None = None) -> None:
+        super().__init__(spark)
+        self.vector_lookup: dict[str, np.ndarray] = dict(vector_lookup or {})
 
     def featurize(self, df):
         from pyspark.ml.functions import array_to_vector
@@ -63,7 +63,7 @@ class EmbeddingHead(SparkMultiLabel):
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts``: from :attr:`vector_lookup` when known, else encoded."""
-        cfg = getattr(self, "_cfg", None)
+        cfg = self._cfg
         hashes = [content_hash(t) for t in texts]
         missing = [i for i, h in enumerate(hashes) if h not in self.vector_lookup]
         enc = encode_texts([texts[i] for i in missing], cfg) if missing else None
@@ -81,7 +81,7 @@ class EmbeddingHead(SparkMultiLabel):
     def _input_frame(self, texts, labels=None):
         import pandas as pd
 
-        spark = self._get_spark(getattr(self, "_cfg", None))
+        spark = self._get_spark(self._cfg)
         vecs = self.vectors(texts)
         pdf = pd.DataFrame({"doc_id": [str(i) for i in range(len(texts))],
                             "vector": [v.astype(float).tolist() for v in vecs]})
@@ -97,8 +97,8 @@ class EmbeddingLogReg(_LogRegMixin, EmbeddingHead):
 
     name = "embedding_lr"
 
-    def _estimator(self, params, label_col, weight_col):
-        est = super()._estimator(params, label_col, weight_col)
+    def _estimator(self, s, label_col, weight_col):
+        est = super()._estimator(s, label_col, weight_col)
         return est.setStandardization(True)
 
 

@@ -1,7 +1,7 @@
 """Multi-label classification with Spark ML: one binary model per label (binary relevance).
 
-:class:`SparkMultiLabel` implements the :class:`lakedoc.evaluation.Method` interface on top of two
-Spark-level operations used by the ``baselines`` task directly:
+:class:`SparkMultiLabel` implements the :class:`lakedoc.methods.SparkMethod` protocol: the harness's
+``fit``/``predict_scores`` on top of two Spark-level operations used by the ``baselines`` task directly:
 
 * :meth:`fit_df` — a DataFrame ``(doc_id, <input column>, labels array<string>)``: featurise (the
   subclass's feature pipeline), cache the features, then fit one binary classifier per label with a
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakedoc.evaluation import Method, Thresholds
+from lakedoc.config_schema import BaselinesSettings
+from lakedoc.evaluation import Thresholds
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -35,42 +36,38 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _section(cfg) -> dict:
-    try:
-        return dict(cfg["baselines"])
-    except (KeyError, TypeError):
-        from lakedoc.config_schema import SCHEMA
+class SparkMultiLabel:
+    """Base class: a Spark feature stage + one Spark ML binary classifier per label.
 
-        return {k: f.default for k, f in SCHEMA["baselines"].items()}
-
-
-class SparkMultiLabel(Method):
-    """Base class: a Spark feature stage + one Spark ML binary classifier per label."""
+    ``spark``: the session to use (None: :func:`lakedoc.spark.get_spark` on first use)."""
 
     name = "spark_multilabel"
     input_col = "text"  # or "vector" for the embedding heads
 
-    def __init__(self) -> None:
+    def __init__(self, spark=None) -> None:
         self.label_names: list[str] = []
         self.feature_model: PipelineModel | None = None  # a fitted feature pipeline
         self.models: list[Any] = []        # one fitted binary model per label
         self.thresholds: Thresholds | None = None
-        self.params: dict = {}
-        self.spark = None
+        self.settings = BaselinesSettings()  # the ``baselines`` section fit was given
+        self.params: dict = {}  # the same as a plain dict (saved in meta.json)
+        self.spark = spark
         self.train_stats: dict = {}
+        self.encoded = 0  # texts encoded by the method itself (the embedding heads)
+        self._cfg: Any = None  # the configuration given to fit
 
     # -- to be provided by subclasses ---------------------------------------------------------------
-    def _feature_pipeline(self, params: dict):
+    def _feature_pipeline(self, s: BaselinesSettings):
         """An unfitted ``pyspark.ml.Pipeline`` from ``input_col`` to ``features`` (or None)."""
         return None
 
-    def _estimator(self, params: dict, label_col: str, weight_col: str):
+    def _estimator(self, s: BaselinesSettings, label_col: str, weight_col: str):
         raise NotImplementedError
 
-    def _check(self, spark, params: dict) -> None:
+    def _check(self, spark, s: BaselinesSettings) -> None:
         """Fail early on impossible settings (XGBoost barrier mode)."""
 
-    def _max_parallel(self, spark, params: dict) -> int:
+    def _max_parallel(self, spark, s: BaselinesSettings) -> int:
         """Upper bound of concurrent per-label fits (XGBoost: task slots // workers)."""
         return 1 << 30
 
@@ -80,10 +77,11 @@ class SparkMultiLabel(Method):
 
     # -- Spark-level API ----------------------------------------------------------------------------
     def _get_spark(self, cfg):
+        from lakedoc.config import Config
         from lakedoc.spark import get_spark
 
         if self.spark is None:
-            self.spark = get_spark(cfg if cfg is not None and hasattr(cfg, "data") else None)
+            self.spark = get_spark(cfg if isinstance(cfg, Config) else None)
         return self.spark
 
     def featurize(self, df):
@@ -95,10 +93,11 @@ class SparkMultiLabel(Method):
         from lakedoc.spark import cached
 
         spark = self._get_spark(cfg)
-        self.params = _section(cfg)
-        self._check(spark, self.params)
+        self.settings = BaselinesSettings.from_config(cfg)
+        self.params = self.settings.model_dump(mode="json")
+        self._check(spark, self.settings)
         self.label_names = list(label_names)
-        pipe = self._feature_pipeline(self.params)
+        pipe = self._feature_pipeline(self.settings)
         t0 = time.perf_counter()
         self.feature_model = pipe.fit(df) if pipe is not None else None
         feats = cached(self.featurize(df).select("features", "labels"))
@@ -107,7 +106,8 @@ class SparkMultiLabel(Method):
         finally:
             uncache(feats)
 
-    def _fit_labels(self, spark, feats, t0: float) -> None:
+    def _label_counts(self, feats, t0: float) -> tuple[int, dict]:
+        """Documents and positives per label; sets :attr:`train_stats`."""
         from pyspark.sql import functions as F
 
         n = feats.count()
@@ -116,7 +116,13 @@ class SparkMultiLabel(Method):
                   .collect()}
         self.train_stats = {"docs": n, "positives": {lab: int(counts.get(lab, 0)) for lab in self.label_names},
                             "feature_seconds": time.perf_counter() - t0}
-        cap = float(self.params.get("max_pos_weight", 50.0))
+        return n, counts
+
+    def _fit_labels(self, spark, feats, t0: float) -> None:
+        from pyspark.sql import functions as F
+
+        n, counts = self._label_counts(feats, t0)
+        cap = self.settings.max_pos_weight
 
         def fit_one(j: int):
             lab = self.label_names[j]
@@ -125,9 +131,9 @@ class SparkMultiLabel(Method):
             w = max(w, 1.0)
             data = (feats.withColumn("_y", F.array_contains("labels", F.lit(lab)).cast("double"))
                     .withColumn("_w", F.when(F.col("_y") == 1.0, F.lit(float(w))).otherwise(F.lit(1.0))))
-            return self._estimator(self.params, "_y", "_w").fit(data)
+            return self._estimator(self.settings, "_y", "_w").fit(data)
 
-        par = max(1, min(int(self.params.get("parallel_labels", 4)), self._max_parallel(spark, self.params)))
+        par = max(1, min(self.settings.parallel_labels, self._max_parallel(spark, self.settings)))
         init = _thread_session(spark)
         if par > 1:
             with ThreadPoolExecutor(par, initializer=init) as ex:
@@ -151,11 +157,11 @@ class SparkMultiLabel(Method):
         # keep the probability of the positive class only (vectors -> doubles)
         return out.select(id_col, F.array(*[vector_to_array(F.col(c))[1] for c in cols]).alias("scores"))
 
-    # -- Method interface ---------------------------------------------------------------------------
+    # -- Method protocol ----------------------------------------------------------------------------
     def _input_frame(self, texts: Sequence[str], labels: Sequence[Sequence[str]] | None = None):
         import pandas as pd
 
-        spark = self._get_spark(getattr(self, "_cfg", None))
+        spark = self._get_spark(self._cfg)
         pdf = pd.DataFrame({"doc_id": [str(i) for i in range(len(texts))], "text": list(texts)})
         if labels is not None:
             pdf["labels"] = [list(x) for x in labels]
@@ -186,11 +192,16 @@ class SparkMultiLabel(Method):
             self.feature_model.write().overwrite().save(f"{path}/features")
         for j, m in enumerate(self.models):
             m.write().overwrite().save(f"{path}/label_{j:03d}")
-        meta = {"method": self.name, "class": f"{type(self).__module__}:{type(self).__name__}",
+        meta = {**self._save_extra(path), "method": self.name,
+                "class": f"{type(self).__module__}:{type(self).__name__}",
                 "label_names": self.label_names, "params": self.params, "train_stats": self.train_stats,
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None}
         _write_text(f"{path}/meta.json", json.dumps(meta, indent=1, default=str))
         return path
+
+    def _save_extra(self, path: str) -> dict:
+        """Save what the per-label Spark ML models do not hold; returns entries for ``meta.json``."""
+        return {}
 
     def _load_model_class(self):
         raise NotImplementedError
@@ -204,13 +215,17 @@ class SparkMultiLabel(Method):
         inst._get_spark(cfg)
         inst.label_names = meta["label_names"]
         inst.params = meta["params"]
+        inst.settings = BaselinesSettings.from_config(meta["params"])
         inst.train_stats = meta.get("train_stats", {})
         inst.thresholds = Thresholds.from_dict(meta["thresholds"]) if meta.get("thresholds") else None
         if _exists(f"{path}/features"):
             inst.feature_model = PipelineModel.load(f"{path}/features")
-        model_cls = inst._load_model_class()
-        inst.models = [model_cls.load(f"{path}/label_{j:03d}") for j in range(len(inst.label_names))]
+        inst._load_models(path, meta)
         return inst
+
+    def _load_models(self, path: str, meta: dict) -> None:
+        model_cls = self._load_model_class()
+        self.models = [model_cls.load(f"{path}/label_{j:03d}") for j in range(len(self.label_names))]
 
 
 def _thread_session(spark):

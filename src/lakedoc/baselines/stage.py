@@ -5,8 +5,8 @@
    ``baselines.generate_synthetic``, a seeded synthetic file (:mod:`lakedoc.baselines.synthetic`) is
    written to ``<warehouse>/_labels/synthetic_train.jsonl`` when no path is configured or it is missing.
 2. A seeded train/validation/test split grouped by content hash (saved as ``split.json`` beside the
-   models), leakage checked by content hash; data preparation and threshold tuning as in
-   :mod:`lakedoc.evaluation` (the same code as ``lakedoc evaluate``).
+   models), leakage checked by content hash; data preparation and threshold tuning by the harness
+   :func:`lakedoc.methods.evaluate_method` (the same code as ``lakedoc evaluate``).
 3. Per method of ``baselines.methods`` (``tfidf_lr``, ``tfidf_xgb``, ``embedding_lr``, ``embedding_xgb``):
    fit, tune thresholds on validation, measure on test, save the Spark ML models + thresholds under
    ``baselines.model_dir`` (default ``<warehouse>/_models``) as ``<method>/<model_id>`` (``model_id``: the
@@ -29,47 +29,26 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lakedoc.evaluation import (
-    MethodUnavailable,
-    content_hash,
-    eval_settings,
-    evaluate_method,
-    load_jsonl,
-    load_method,
-    three_way_split,
-)
+from lakedoc.config_schema import BASELINE_METHODS
+from lakedoc.evaluation import content_hash, load_jsonl, three_way_split
+from lakedoc.methods import MethodUnavailable, eval_settings, evaluate_method, load_spark_method
+from lakedoc.schema import DOCUMENTS_REDACTED as REDACTED, EMBEDDINGS, EVALUATIONS, PREDICTIONS
 from lakedoc.tasks import TaskContext, TaskResult
 
-REDACTED = "documents_redacted"
-EMBEDDINGS = "embeddings"
-PREDICTIONS = "predictions"
-EVALUATIONS = "evaluations"
 EMBEDDING_METHODS = ("embedding_lr", "embedding_xgb")
-# every method whose prediction rows this task writes (and so removes when their document leaves the ok set)
-BASELINE_METHODS = ("tfidf_lr", "tfidf_xgb", "embedding_lr", "embedding_xgb")
-
-EVALUATIONS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("method", pa.string()), ("model_id", pa.string()), ("data_source", pa.string()),
-    ("n_train", pa.int64()), ("n_validation", pa.int64()), ("n_test", pa.int64()), ("n_labels", pa.int64()),
-    ("micro_f1", pa.float64()), ("macro_f1", pa.float64()), ("weighted_f1", pa.float64()),
-    ("micro_precision", pa.float64()), ("micro_recall", pa.float64()),
-    ("macro_precision", pa.float64()), ("macro_recall", pa.float64()),
-    ("weighted_precision", pa.float64()), ("weighted_recall", pa.float64()), ("subset_accuracy", pa.float64()),
-    ("per_label", pa.string()), ("threshold_sweep", pa.string()), ("thresholds", pa.string()),
-    ("preparation", pa.string()), ("train_seconds", pa.float64()), ("predict_seconds", pa.float64()),
-    ("model_path", pa.string()), ("mlflow_run_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-])
+# BASELINE_METHODS (the choices of baselines.methods): every method whose prediction rows this task writes,
+# and so removes when their document leaves the ok set
 
 
 def model_root(cfg) -> str:
-    d = cfg["baselines"].get("model_dir")
+    d = cfg.baselines.model_dir
     if d:
         return cfg.resolve_path(d)
-    return str(Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_models")
+    return str(Path(cfg.resolve_path(cfg.tables.warehouse)) / "_models")
 
 
 def synthetic_path(cfg) -> str:
-    return str(Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_labels" / "synthetic_train.jsonl")
+    return str(Path(cfg.resolve_path(cfg.tables.warehouse)) / "_labels" / "synthetic_train.jsonl")
 
 
 def _labels_list(v) -> list[str]:
@@ -189,7 +168,7 @@ def forget_documents(ctx: TaskContext) -> int:
     if not gone:
         return 0
     for name in BASELINE_METHODS:
-        store.delete_where(PREDICTIONS, "doc_id", gone, scope={"method": name})
+        store.delete_where(PREDICTIONS, "doc_id", gone, scope=PREDICTIONS.scope_of(name))
     ctx.log.info("%d document(s) left the ok set of %s: their baseline predictions were removed",
                  len(gone), REDACTED)
     return len(gone)
@@ -243,14 +222,15 @@ def run(ctx: TaskContext) -> TaskResult:
         eval_rows = []
         for name in sec["methods"]:
             t0 = time.perf_counter()
+            deps: dict = {"spark": spark}
+            if name in EMBEDDING_METHODS:
+                deps["vector_lookup"] = lookup
             try:
-                method = load_method(name)
+                method = load_spark_method(name, **deps)
             except MethodUnavailable as exc:
                 log.warning("skipping %s: %s", name, exc)
                 details["methods"][name] = {"skipped": str(exc)}
                 continue
-            if name in EMBEDDING_METHODS:
-                method.vector_lookup = lookup
             try:
                 res = evaluate_method(method, train, val, test, cfg, st)
             except MethodUnavailable as exc:
@@ -280,8 +260,8 @@ def run(ctx: TaskContext) -> TaskResult:
                 if inp is not None and sec["predict_all"]:
                     rows = prediction_rows(method.score_df(inp), name, method.label_names, res.thresholds, model_id,
                                            ctx.run_id)
-                    r = store.merge(PREDICTIONS, rows, keys=["doc_id", "label", "method"], scope={"method": name},
-                                    partition_by=["method"], replace_within="doc_id")
+                    r = store.merge(PREDICTIONS, rows, scope=PREDICTIONS.scope_of(name),
+                                    replace_within=PREDICTIONS.replace_within)
                     n_pred = r.written
                     written += r.written
             m = res.metrics
@@ -298,14 +278,14 @@ def run(ctx: TaskContext) -> TaskResult:
                 "predict_seconds": res.predict_seconds, "model_path": path, "mlflow_run_id": mlflow_id,
                 "created_at": datetime.now(timezone.utc),
             })
-            store.merge(EVALUATIONS, pa.Table.from_pylist([eval_rows[-1]], schema=EVALUATIONS_SCHEMA),
-                        keys=["run_id", "method"], scope={"method": name}, partition_by=["method"])
+            store.merge(EVALUATIONS, pa.Table.from_pylist([eval_rows[-1]], schema=EVALUATIONS.schema),
+                        scope=EVALUATIONS.scope_of(name))
             details["methods"][name] = {"micro_f1": round(m["micro_f1"], 4), "macro_f1": round(m["macro_f1"], 4),
                                         "labels": res.sizes["labels"], "predictions_written": n_pred,
                                         "model_path": path, "mlflow_run_id": mlflow_id,
                                         "seconds": round(time.perf_counter() - t0, 1)}
             if name in EMBEDDING_METHODS:
-                details["methods"][name]["encoded_texts"] = int(getattr(method, "encoded", 0))
+                details["methods"][name]["encoded_texts"] = method.encoded
             log.info("%s: micro-F1 %.3f macro-F1 %.3f on %d test docs; %d prediction rows written", name,
                      m["micro_f1"], m["macro_f1"], res.sizes["test"], n_pred)
     finally:

@@ -10,13 +10,20 @@ The XGBoost methods need a classic Spark session (:func:`check_classic_spark`); 
 """
 from __future__ import annotations
 
+import logging
+import time
+
+from lakedoc.baselines.parallel import LinearModels
 from lakedoc.baselines.spark_models import SparkMultiLabel
-from lakedoc.evaluation import MethodUnavailable
+from lakedoc.config_schema import BaselinesSettings
+from lakedoc.methods import MethodUnavailable
+
+log = logging.getLogger(__name__)
 
 TOKEN_PATTERN = r"[^\p{L}\p{N}]+"
 
 
-def tfidf_pipeline(params: dict, input_col: str = "text"):
+def tfidf_pipeline(s: BaselinesSettings, input_col: str = "text"):
     from pyspark.ml import Estimator, Pipeline, Transformer
     from pyspark.ml.feature import IDF, HashingTF, NGram, Normalizer, RegexTokenizer, SQLTransformer, StopWordsRemover
 
@@ -24,10 +31,10 @@ def tfidf_pipeline(params: dict, input_col: str = "text"):
         RegexTokenizer(inputCol=input_col, outputCol="_tokens", pattern=TOKEN_PATTERN, gaps=True,
                        toLowercase=True, minTokenLength=2)]
     col = "_tokens"
-    if params.get("stop_words", True):
+    if s.stop_words:
         stages.append(StopWordsRemover(inputCol=col, outputCol="_words"))
         col = "_words"
-    n_max = int(params.get("ngram_max", 1))
+    n_max = s.ngram_max
     if n_max > 1:
         grams = []
         for n in range(2, n_max + 1):
@@ -36,21 +43,20 @@ def tfidf_pipeline(params: dict, input_col: str = "text"):
         stages.append(SQLTransformer(statement=f"SELECT *, concat({col}, {', '.join(grams)}) AS _terms FROM __THIS__"))
         col = "_terms"
     stages += [
-        HashingTF(inputCol=col, outputCol="_tf", numFeatures=int(params.get("num_features", 2 ** 18))),
-        IDF(inputCol="_tf", outputCol="_tfidf", minDocFreq=int(params.get("min_doc_freq", 1))),
+        HashingTF(inputCol=col, outputCol="_tf", numFeatures=s.num_features),
+        IDF(inputCol="_tf", outputCol="_tfidf", minDocFreq=s.min_doc_freq),
         Normalizer(inputCol="_tfidf", outputCol="features", p=2.0),
     ]
     return Pipeline(stages=stages)
 
 
 class _LogRegMixin:
-    def _estimator(self, params, label_col, weight_col):
+    def _estimator(self, s: BaselinesSettings, label_col, weight_col):
         from pyspark.ml.classification import LogisticRegression
 
         return LogisticRegression(featuresCol="features", labelCol=label_col, weightCol=weight_col,
-                                  regParam=float(params.get("lr_reg_param", 1e-4)),
-                                  elasticNetParam=float(params.get("lr_elastic_net", 0.0)),
-                                  maxIter=int(params.get("lr_max_iter", 100)), standardization=False,
+                                  regParam=s.lr_reg_param, elasticNetParam=s.lr_elastic_net,
+                                  maxIter=s.lr_max_iter, standardization=False,
                                   family="binomial")
 
     def _positive_prob_cols(self, model, j):
@@ -127,23 +133,24 @@ def check_xgb_workers(spark, num_workers: int) -> None:
 
 
 class _XGBMixin:
-    def _check(self, spark, params):
+    name: str  # of the method class it is mixed into
+    sparse_features: bool  # TF-IDF (sparse) or embeddings (dense)
+
+    def _check(self, spark, s: BaselinesSettings):
         check_classic_spark(spark, [self.name])
-        check_xgb_workers(spark, int(params.get("xgb_num_workers", 1)))
+        check_xgb_workers(spark, s.xgb_num_workers)
 
-    def _max_parallel(self, spark, params):
+    def _max_parallel(self, spark, s: BaselinesSettings):
         # concurrent barrier jobs must fit in the slots together
-        return max(1, xgb_task_slots(spark) // int(params.get("xgb_num_workers", 1)))
+        return max(1, xgb_task_slots(spark) // s.xgb_num_workers)
 
-    def _estimator(self, params, label_col, weight_col):
+    def _estimator(self, s: BaselinesSettings, label_col, weight_col):
         from xgboost.spark import SparkXGBClassifier
 
         return SparkXGBClassifier(
             features_col="features", label_col=label_col, weight_col=weight_col,
-            num_workers=int(params.get("xgb_num_workers", 1)),
-            n_estimators=int(params.get("xgb_n_estimators", 150)),
-            max_depth=int(params.get("xgb_max_depth", 6)),
-            learning_rate=float(params.get("xgb_learning_rate", 0.2)),
+            num_workers=s.xgb_num_workers, n_estimators=s.xgb_n_estimators, max_depth=s.xgb_max_depth,
+            learning_rate=s.xgb_learning_rate,
             tree_method="hist", eval_metric="logloss", verbose=False, verbosity=0,
             enable_sparse_data_optim=self.sparse_features, missing=0.0 if self.sparse_features else float("nan"),
         )
@@ -162,13 +169,93 @@ class _XGBMixin:
 
 
 class TfidfLogReg(_LogRegMixin, SparkMultiLabel):
-    """``tfidf_lr``: TF-IDF + one weighted logistic regression per label."""
+    """``tfidf_lr``: TF-IDF + one weighted logistic regression per label.
+
+    When the training matrix fits ``baselines.parallel_fit_max_mb`` the labels are fitted in parallel on
+    the workers with scikit-learn (:mod:`lakedoc.baselines.parallel`, same objective as Spark ML's, run to
+    convergence) and scored by a ``mapInPandas``; otherwise one Spark ML ``LogisticRegression`` per label.
+    ``train_stats["fit_mode"]`` says which (``parallel`` or ``spark_ml``, with ``fallback_reason``).
+    """
 
     name = "tfidf_lr"
     input_col = "text"
 
-    def _feature_pipeline(self, params):
-        return tfidf_pipeline(params, self.input_col)
+    def __init__(self, spark=None) -> None:
+        super().__init__(spark)
+        self.linear: LinearModels | None = None
+
+    def _feature_pipeline(self, s: BaselinesSettings):
+        return tfidf_pipeline(s, self.input_col)
+
+    def _fit_labels(self, spark, feats, t0: float) -> None:
+        from pyspark.sql import functions as F
+
+        from lakedoc.baselines import parallel
+        from lakedoc.baselines.spark_models import uncache
+        from lakedoc.spark import cached, task_slots
+
+        s = self.settings
+        self.linear = None
+        reason = parallel.fallback_reason(s, 0, 0, s.num_features)
+        if reason is None:
+            n, counts = self._label_counts(feats, t0)
+            packed = cached(parallel.pack_partitions(feats, self.label_names, s.num_features))
+            try:
+                nnz = int(packed.agg(F.sum("nnz").alias("nnz")).collect()[0]["nnz"] or 0)
+                reason = parallel.fallback_reason(s, n, nnz, s.num_features)
+                if reason is None:
+                    t1 = time.perf_counter()
+                    positives = [int(counts.get(lab, 0)) for lab in self.label_names]
+                    self.linear = parallel.fit_parallel(spark, packed, positives, n, s, task_slots(spark))
+                    self.models = []
+                    self.train_stats.update(
+                        fit_mode="parallel", nnz=nnz, matrix_mb=round(parallel.estimate_mb(n, nnz, s.num_features), 1),
+                        fit_seconds=time.perf_counter() - t1, max_iter_used=max(self.linear.n_iter, default=0))
+                    log.info("%s: %d labels fitted in parallel on the workers (%d docs, %d non-zeros)",
+                             self.name, len(self.label_names), n, nnz)
+                    return
+            finally:
+                uncache(packed)
+        log.info("%s: one Spark ML fit per label: %s", self.name, reason)
+        super()._fit_labels(spark, feats, t0)
+        self.train_stats.update(fit_mode="spark_ml", fallback_reason=reason)
+
+    def score_df(self, df, id_col: str = "doc_id"):
+        from lakedoc.baselines.parallel import score_frame
+
+        if self.linear is None:
+            return super().score_df(df, id_col)
+        out = self.featurize(df.select(id_col, self.input_col))
+        return score_frame(out, self.linear, id_col, self.settings.num_features)
+
+    def _save_extra(self, path: str) -> dict:
+        from lakedoc.baselines.spark_models import _local
+
+        if self.linear is None:
+            return {"fit_mode": "spark_ml"}
+        p = _local(f"{path}/linear.npz")
+        if p is None:
+            raise ValueError(f"cannot write {path}: use a local, /Volumes/... or /dbfs/... path for "
+                             "baselines.model_dir")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "wb") as fh:
+            self.linear.save(fh)
+        return {"fit_mode": "parallel"}
+
+    def _load_models(self, path: str, meta: dict) -> None:
+        from lakedoc.baselines.parallel import LinearModels
+        from lakedoc.baselines.spark_models import _local
+
+        if meta.get("fit_mode") != "parallel":
+            self.linear = None
+            super()._load_models(path, meta)
+            return
+        p = _local(f"{path}/linear.npz")
+        if p is None:
+            raise ValueError(f"cannot read {path}/linear.npz")
+        with open(p, "rb") as fh:
+            self.linear = LinearModels.load(fh)
+        self.models = []
 
 
 class TfidfXGB(_XGBMixin, SparkMultiLabel):
@@ -178,5 +265,5 @@ class TfidfXGB(_XGBMixin, SparkMultiLabel):
     input_col = "text"
     sparse_features = True
 
-    def _feature_pipeline(self, params):
-        return tfidf_pipeline(params, self.input_col)
+    def _feature_pipeline(self, s: BaselinesSettings):
+        return tfidf_pipeline(s, self.input_col)

@@ -21,26 +21,26 @@ def tracking_uri(cfg) -> tuple[str, str | None]:
     """(tracking URI, artifact location for a new experiment or None)."""
     from lakedoc.spark import on_databricks
 
-    sec = cfg["baselines"]
-    if sec.get("mlflow_tracking_uri"):
-        return sec["mlflow_tracking_uri"], None
+    sec = cfg.baselines
+    if sec.mlflow_tracking_uri:
+        return sec.mlflow_tracking_uri, None
     if on_databricks():
         return "databricks", None
-    root = Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_mlflow"
+    root = Path(cfg.resolve_path(cfg.tables.warehouse)) / "_mlflow"
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 
 
 def log_evaluation(cfg, result, source: str = "task", run_id: str | None = None, model_path: str | None = None,
                    extra_params: dict | None = None) -> str | None:
-    """Log one :class:`lakedoc.evaluation.EvalResult`; returns the MLflow run id."""
+    """Log one :class:`lakedoc.methods.EvalResult`; returns the MLflow run id."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow.tracking import MlflowClient
 
     uri, artifacts = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
-    name = cfg["baselines"]["mlflow_experiment"]
+    name = cfg.baselines.mlflow_experiment
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
     exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)

@@ -18,8 +18,12 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lakedoc.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +76,24 @@ def load_threshold_set(path: str | None, expected: dict, default: float, at_leas
                         bool(data.get("at_least_one", at_least_one)), str(p))
 
 
-def stage_thresholds(cfg, encoder_model: str, prefix_scheme: str, taxonomy, scoring,
+def stage_thresholds(cfg: Config, encoder_model: str, prefix_scheme: str, taxonomy, scoring,
                      chunk_signature: str) -> ThresholdSet:
-    c = cfg["classify"]
+    c = cfg.classify
     expected = fingerprint(encoder_model, prefix_scheme, taxonomy.hash(), scoring.signature(), chunk_signature)
-    path = cfg.resolve_path(c["thresholds_file"]) if c["thresholds_file"] else None
-    return load_threshold_set(path, expected, c["default_threshold"], c["at_least_one"])
+    path = cfg.resolve_path(c.thresholds_file) if c.thresholds_file else None
+    return load_threshold_set(path, expected, c.default_threshold, c.at_least_one)
 
 
-def tune(cfg, records: list[dict], *, source: str, seed: int | None = None) -> dict:
+def tune(cfg: Config, records: list[dict], *, source: str, seed: int | None = None) -> dict:
     """Tune thresholds for the configured taxonomy on ``records`` (the validation set)."""
     from lakedoc import evaluation as ev
     from lakedoc.chunking import ChunkSettings
     from lakedoc.classify.taxonomy import taxonomy_for
     from lakedoc.classify.zero_shot import ScoringSettings, ZeroShotScorer
     from lakedoc.encoder import get_encoder
+    from lakedoc.methods import eval_settings
 
-    st = ev.eval_settings(cfg)
+    st = eval_settings(cfg)
     present = sorted({lab for r in records for lab in r["labels"]})
     taxonomy = taxonomy_for(cfg, present)
     names = taxonomy.names
@@ -144,9 +149,10 @@ def add_parser(subparsers) -> None:
 def cmd_tune_thresholds(args) -> int:
     from lakedoc import evaluation as ev
     from lakedoc.config import load_config
+    from lakedoc.methods import eval_settings
 
     cfg = load_config(args.target, user_file=args.config, sets=args.set)
-    st = ev.eval_settings(cfg)
+    st = eval_settings(cfg)
     if args.validation:
         records, source, seed = ev.load_jsonl(args.validation), args.validation, None
     else:
@@ -155,7 +161,7 @@ def cmd_tune_thresholds(args) -> int:
     if not records:
         print("error: the validation set is empty", file=sys.stderr)
         return 2
-    out = args.out or cfg["classify"]["thresholds_file"]
+    out = args.out or cfg.classify.thresholds_file
     if not out:
         print("error: pass --out or set classify.thresholds_file", file=sys.stderr)
         return 2

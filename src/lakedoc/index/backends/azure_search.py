@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
 
+from lakedoc.config_schema import AzureSearchSettings
 from lakedoc.index.backends.base import IndexBackend, PushResult
 from lakedoc.index.hit import Hit
 
@@ -154,15 +155,15 @@ class AzureSearchBackend(IndexBackend):
 
     @classmethod
     def from_config(cls, cfg, **overrides) -> AzureSearchBackend:
-        ic, az = cfg["index"], cfg["index"]["azure"]
-        if not az["endpoint"]:
+        ic, az = cfg.index, cfg.index.azure
+        if not az.endpoint:
             raise ValueError("index.azure.endpoint is not set (https://<service>.search.windows.net)")
-        return cls(az["endpoint"], ic["name"], make_credential(az), batch_size=ic["batch_size"],
-                   max_request_mb=ic["max_request_mb"], max_retries=ic["max_retries"],
-                   item_retries=ic["item_retries"], backoff_s=ic["backoff_s"], backoff_max_s=ic["backoff_max_s"],
-                   parallel_requests=ic["parallel_requests"], api_version=az["api_version"],
-                   timeout_s=az["timeout_s"], hnsw_m=az["hnsw_m"], hnsw_ef_construction=az["hnsw_ef_construction"],
-                   hnsw_ef_search=az["hnsw_ef_search"], **overrides)
+        return cls(az.endpoint, ic.name, make_credential(az), batch_size=ic.batch_size,
+                   max_request_mb=ic.max_request_mb, max_retries=ic.max_retries,
+                   item_retries=ic.item_retries, backoff_s=ic.backoff_s, backoff_max_s=ic.backoff_max_s,
+                   parallel_requests=ic.parallel_requests, api_version=az.api_version,
+                   timeout_s=az.timeout_s, hnsw_m=az.hnsw_m, hnsw_ef_construction=az.hnsw_ef_construction,
+                   hnsw_ef_search=az.hnsw_ef_search, **overrides)
 
     # -- schema -----------------------------------------------------------------------------------
     def index_definition(self, dimension: int):
@@ -341,9 +342,9 @@ class AzureSearchBackend(IndexBackend):
                 pass
 
 
-def make_credential(az: dict):
+def make_credential(az: AzureSearchSettings):
     """API key (from a secret reference) or Microsoft Entra ID (DefaultAzureCredential)."""
-    if az["auth"] == "entra":
+    if az.auth == "entra":
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()
@@ -351,4 +352,4 @@ def make_credential(az: dict):
 
     from lakedoc.secrets import resolve_secret
 
-    return AzureKeyCredential(resolve_secret(az["api_key"]))
+    return AzureKeyCredential(resolve_secret(az.api_key))

@@ -1,8 +1,11 @@
-"""The interface every index backend implements, and the shared index document shape."""
+"""The interface every index backend implements, and the shared index document shape.
+
+This module imports no backend: they are found by name through :mod:`lakedoc.index.backends.registry`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 from lakedoc.index.hit import Hit
 
@@ -28,9 +31,16 @@ class PushResult:
 
 
 class IndexBackend:
-    """``ensure_index`` -> ``upsert``/``delete`` (repeatedly) -> ``finalize``; ``search`` any time."""
+    """``ensure_index`` -> ``upsert``/``delete`` (repeatedly) -> ``finalize``; ``search`` any time.
+
+    A backend is registered by name in :mod:`lakedoc.index.backends.registry` and built by ``from_config``."""
 
     name = "base"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Self:  # pragma: no cover - interface
+        """The backend the configuration describes (``cfg["index"]``)."""
+        raise NotImplementedError
 
     def ensure_index(self, dimension: int) -> bool:  # pragma: no cover - interface
         """Create or open the index for vectors of ``dimension``; True when it is new (send everything)."""
@@ -55,17 +65,3 @@ class IndexBackend:
 
     def close(self) -> None:
         pass
-
-
-def open_backend(cfg, tables=None) -> IndexBackend:
-    """The configured backend (``index.backend``)."""
-    kind = cfg["index"]["backend"]
-    if kind == "lancedb":
-        from lakedoc.index.backends.lancedb_backend import LanceDBBackend
-
-        return LanceDBBackend.from_config(cfg)
-    if kind == "azure_search":
-        from lakedoc.index.backends.azure_search import AzureSearchBackend
-
-        return AzureSearchBackend.from_config(cfg)
-    raise ValueError(f"unknown index.backend {kind!r}")

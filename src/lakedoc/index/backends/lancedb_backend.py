@@ -257,18 +257,18 @@ class LanceDBBackend(IndexBackend):
 
     @classmethod
     def from_config(cls, cfg) -> LanceDBBackend:
-        c = cfg["index"]["lancedb"]
-        path = c["path"]
+        c = cfg.index.lancedb
+        path = c.path
         if path:
             path = cfg.resolve_path(path)
         else:
-            if cfg["tables"]["backend"] != "delta_rs":
+            if cfg.tables.backend != "delta_rs":
                 raise ValueError("index.lancedb.path must be set when the tables are not local "
                                  "(e.g. a /Volumes/... folder or a local disk path)")
-            path = str(Path(cfg.resolve_path(cfg["tables"]["warehouse"])) / "_lancedb")
-        return cls(path, cfg["index"]["name"], index_type=c["index_type"], ann_min_rows=c["ann_min_rows"],
-                   num_partitions=c["num_partitions"], num_sub_vectors=c["num_sub_vectors"], nprobes=c["nprobes"],
-                   refine_factor=c["refine_factor"], fts=c["fts"], ef=c["ef"])
+            path = str(Path(cfg.resolve_path(cfg.tables.warehouse)) / "_lancedb")
+        return cls(path, cfg.index.name, index_type=c.index_type, ann_min_rows=c.ann_min_rows,
+                   num_partitions=c.num_partitions, num_sub_vectors=c.num_sub_vectors, nprobes=c.nprobes,
+                   refine_factor=c.refine_factor, fts=c.fts, ef=c.ef)
 
     # -- table ------------------------------------------------------------------------------------
     def _names(self) -> list[str]:
