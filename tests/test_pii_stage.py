@@ -1,13 +1,12 @@
 """The redact_pii task on a hand-made bronze table: output tables, incrementality, deletes, errors."""
 from __future__ import annotations
 
-
 import uuid
 
 import pyarrow as pa
 import pytest
-
 from conftest import ROOT
+
 from lakedoc.config import load_config
 from lakedoc.tables import LocalDeltaStore, UnityCatalogStore
 from lakedoc.tasks import run_task
@@ -259,3 +258,107 @@ def test_name_redaction_failure_withholds_names():
     out = _redact_names(Failing(), ["/in/Jane Doe/x.docx", None, ""])
     assert out[0][0] == _NAME_WITHHELD and isinstance(out[0][1], RuntimeError)
     assert out[1] == (None, []) and out[2] == ("", [])
+
+
+class _Killed(RuntimeError):
+    """Stands in for a process killed at a commit (the Delta tables are left exactly as by kill -9)."""
+
+
+def _dies_at(monkeypatch, store, table: str) -> None:
+    """Every write to ``table`` fails before it commits (the writes before it have committed)."""
+    from lakedoc.schema import table_name
+
+    cls = type(store)
+    real_merge, real_delete = cls.merge, cls.delete_where
+
+    def merge(self, t, *a, **kw):
+        if table_name(t) == table:
+            raise _Killed(f"killed before the commit to {table}")
+        return real_merge(self, t, *a, **kw)
+
+    def delete_where(self, t, *a, **kw):
+        if table_name(t) == table:
+            raise _Killed(f"killed before the commit to {table}")
+        return real_delete(self, t, *a, **kw)
+
+    monkeypatch.setattr(cls, "merge", merge)
+    monkeypatch.setattr(cls, "delete_where", delete_where)
+
+
+def _consistent(store) -> tuple[dict, dict]:
+    """(silver rows by doc_id, findings per doc_id), asserting each finding sits behind a silver row
+    with its configuration hash and each silver row counts its findings."""
+    silver = {r["doc_id"]: r for r in store.read_arrow("documents_redacted").to_pylist()}
+    per_doc: dict[str, list] = {}
+    for f in store.read_arrow("pii_findings").to_pylist():
+        assert f["doc_id"] in silver, f"finding of a document without a silver row: {f}"
+        assert f["config_hash"] == silver[f["doc_id"]]["config_hash"], f"stale finding: {f}"
+        per_doc.setdefault(f["doc_id"], []).append(f)
+    assert {d: len(v) for d, v in per_doc.items()} == {d: r["finding_count"] for d, r in silver.items()
+                                                       if r["finding_count"]}
+    return silver, per_doc
+
+
+def test_a_run_killed_between_the_two_commits_is_repaired_by_the_next_run(env, monkeypatch):
+    """Issue #11 item 10: pii_findings is committed first and documents_redacted last, so a run that dies
+    between the two commits leaves silver stale and the next run redoes those documents (before, silver
+    was first: the findings stayed those of the old configuration for good, "0 to redact")."""
+    cfg, store, spark = env
+    write_bronze(store, [bronze_row("a", P1), bronze_row("b", P2), bronze_row("c", "Grain exports rose.")])
+    first = run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store)
+    assert first.status == "succeeded", first.error
+    cfg2 = cfg.with_overrides({"pii": {"operators": {"DEFAULT": "replace", "EMAIL_ADDRESS": "mask"}}})
+
+    with monkeypatch.context() as m:
+        _dies_at(m, store, "documents_redacted")
+        killed = run_task("redact_pii", cfg2, run_id="run-2", spark=spark, tables=store)
+    assert killed.status == "failed" and "killed before the commit to documents_redacted" in killed.error
+    [new_hash] = {r["config_hash"] for r in store.read_arrow("pii_findings").to_pylist()}  # committed first
+    assert new_hash != first.result.details["config_hash"]
+    assert {r["config_hash"] for r in store.read_arrow("documents_redacted").to_pylist()} == {
+        first.result.details["config_hash"]}, "silver is still the old configuration's"
+
+    rerun = run_task("redact_pii", cfg2, run_id="run-3", spark=spark, tables=store)
+    assert rerun.status == "succeeded", rerun.error
+    assert rerun.result.details["documents_todo"] == 3, "every document the killed run left is redone"
+    silver, findings = _consistent(store)
+    assert {r["config_hash"] for r in silver.values()} == {new_hash}
+    assert "<EMAIL_ADDRESS>" not in silver["b"]["redacted_text"]  # the new operator (mask) was applied
+    assert set(findings) == {"a", "b"}
+    again = run_task("redact_pii", cfg2, run_id="run-4", spark=spark, tables=store)
+    assert again.result.details["documents_todo"] == 0
+
+
+def test_findings_of_another_configuration_behind_a_current_silver_row_are_redone(env):
+    """A warehouse damaged by the old commit order (silver current, findings of the old configuration)
+    is repaired: the plan redoes the document."""
+    from lakedoc.pii.stage import plan
+    from lakedoc.tasks import TaskContext
+
+    cfg, store, spark = env
+    write_bronze(store, [bronze_row("a", P1), bronze_row("b", "Grain exports rose.")])
+    run = run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store)
+    cfg_hash = run.result.details["config_hash"]
+    old = [{**f, "config_hash": "an-old-config"} for f in store.read_arrow("pii_findings").to_pylist()]
+    store.merge("pii_findings", pa.Table.from_pylist(old), keys=["doc_id", "entity_type", "start", "end"])
+    ctx = TaskContext(task="redact_pii", run_id="probe", cfg=cfg, spark=spark, tables=store)
+    todo, gone, _ = plan(ctx, cfg_hash)
+    assert list(todo["doc_id"]) == ["a"] and gone == []
+    rerun = run_task("redact_pii", cfg, run_id="run-2", spark=spark, tables=store)
+    assert rerun.result.details["documents_todo"] == 1
+    _consistent(store)
+
+
+def test_findings_left_without_a_silver_row_are_deleted_with_their_document(env, monkeypatch):
+    """A new document whose run died after its findings commit, then deleted in bronze: its findings go."""
+    cfg, store, spark = env
+    write_bronze(store, [bronze_row("a", P1), bronze_row("b", "Grain exports rose.")])
+    with monkeypatch.context() as m:
+        _dies_at(m, store, "documents_redacted")
+        assert run_task("redact_pii", cfg, run_id="run-1", spark=spark, tables=store).status == "failed"
+    assert {f["doc_id"] for f in store.read_arrow("pii_findings").to_pylist()} == {"a"}
+    write_bronze(store, [bronze_row("a", P1, deleted=True)])
+    rerun = run_task("redact_pii", cfg, run_id="run-2", spark=spark, tables=store)
+    assert rerun.status == "succeeded", rerun.error
+    silver, findings = _consistent(store)
+    assert set(silver) == {"b"} and findings == {}

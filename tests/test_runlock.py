@@ -165,3 +165,42 @@ def test_lakedoc_run_releases_the_lock_when_it_ends(tmp_path, capsys):
     rc = main(["run", "--root", str(ROOT), "--input", str(inp), "--warehouse", str(wh), "--job", "no_such_job"])
     assert rc == 2 and "no job 'no_such_job'" in capsys.readouterr().err
     assert not lock_path(wh).exists()
+
+
+_HOLDER = """
+import sys, time
+from lakedoc.runlock import RunLock
+lock = RunLock(sys.argv[1], "killed-run", renew_s=0.2)
+lock.acquire()
+print("HELD", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to see the zombie")
+def test_a_run_killed_with_sigkill_leaves_a_lock_the_next_run_takes_over_at_once(tmp_path, caplog):
+    """kill -9 runs no cleanup: the lock file stays, its lease still valid for minutes. Its pid is dead
+    (a zombie until reaped counts as dead too), so the next run takes it over without waiting."""
+    import signal
+
+    wh = tmp_path / "wh"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(wh)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(RunLockHeld, match="killed-run"):
+            RunLock(wh, "blocked-run").acquire()
+        os.kill(holder.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not open(f"/proc/{holder.pid}/stat").read().rpartition(")")[2].split()[0] == "Z":
+            assert time.monotonic() < deadline, "the killed holder never became a zombie"
+            time.sleep(0.05)
+        left = read_lock(lock_path(wh))
+        assert left is not None and left["run_id"] == "killed-run", "kill -9 released nothing"
+        with caplog.at_level(logging.WARNING, logger="lakedoc.runlock"):
+            with RunLock(wh, "next-run"):  # before the parent reaps the zombie
+                assert read_lock(lock_path(wh))["run_id"] == "next-run"
+        assert any(f"its pid {holder.pid} is dead on this host" in r.getMessage() for r in caplog.records)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not lock_path(wh).exists()

@@ -72,7 +72,13 @@ def _pid_alive(pid: int) -> bool:
         return True
     except (OSError, ValueError, OverflowError):
         return False
-    return True
+    # A process killed with kill -9 stays a zombie until its parent reaps it (or forever under a
+    # container's non-reaping PID 1): it still answers signal 0, yet it is dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or gone meanwhile
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def stale_reason(holder: dict[str, Any], *, now: datetime | None = None) -> str | None:

@@ -1,4 +1,4 @@
-"""The ``redact_pii`` task: bronze ``documents`` (status ``ok``, not deleted) -> silver
+"""The ``redact_pii`` task: bronze ``documents`` (status ``ok`` or ``partial``, not deleted) -> silver
 ``documents_redacted`` and ``pii_findings``. Nothing downstream ever reads unredacted text.
 
 1. Plan on the driver from light columns only: a document is (re)done when it is new, its
@@ -10,9 +10,14 @@
    Documents are spread over the partitions by length (longest first) so the workers finish together.
    ``file_name`` and ``source_path`` are redacted there too, with the same engine (:func:`_redact_names`).
 3. MERGE both tables on their keys, in rounds of ``pii.docs_per_round`` documents (progress kept if a
-   later round fails). Each round's ``mapInPandas`` runs once (``TableStore.materialize``: a staging
-   Delta table on Unity Catalog) and the silver rows and findings are Spark DataFrames over it, so no
-   document text is collected to the driver; only counts and doc ids are. A document whose redaction
+   later round fails): ``pii_findings`` first, ``documents_redacted`` last. The two commits are not one
+   transaction; silver's row is the completion mark instead. A process killed after the findings commit
+   leaves the round's silver rows missing or stale, so the next run's plan redoes those documents and
+   their findings are replaced again (``replace_within``); deletes go the same way (findings, then
+   silver). The plan also redoes a silver row whose findings carry another configuration hash.
+   Each round's ``mapInPandas`` runs once (``TableStore.materialize``: a staging Delta table on Unity
+   Catalog) and the silver rows and findings are Spark DataFrames over it, so no document text is
+   collected to the driver; only counts and doc ids are. A document whose redaction
    fails gets status ``redaction_error``, an error message and **no text**; the task itself goes on.
 """
 from __future__ import annotations
@@ -24,25 +29,16 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pandas as pd
+import pyarrow as pa
 
+from lakedoc.schema import DOCUMENTS, DOCUMENTS_REDACTED as REDACTED, FINDING, PII_FINDINGS as FINDINGS, ddl_of
 from lakedoc.tasks import TaskContext, TaskResult
 
-DOCUMENTS = "documents"
-REDACTED = "documents_redacted"
-FINDINGS = "pii_findings"
-
-REDACTED_DDL = """
-doc_id string, root_doc_id string, source_task string, source_path string, file_name string, format string,
-content_hash string, extractor_version string, redacted_text string,
-redacted_units array<struct<kind:string,index:int,ref:string,text:string>>,
-entity_counts map<string,int>, finding_count int, config_hash string, status string, error string,
-findings array<struct<entity_type:string,start:int,end:int,score:double,recognizer:string>>,
-run_id string, processed_at timestamp
-"""
-REDACTED_COLUMNS = ["doc_id", "root_doc_id", "source_task", "source_path", "file_name", "format",
-                    "content_hash", "extractor_version", "redacted_text", "redacted_units", "entity_counts",
-                    "finding_count", "config_hash", "status", "error", "run_id", "processed_at"]
-FINDINGS_COLUMNS = ["doc_id", "entity_type", "start", "end", "score", "recognizer", "config_hash", "run_id"]
+# the redaction workers' output: the documents_redacted row plus its findings (-> pii_findings)
+REDACTED_DDL = ddl_of(pa.schema([*REDACTED.schema][:-2] + [pa.field("findings", pa.list_(FINDING))]
+                                 + [*REDACTED.schema][-2:]))  # ..., error, findings, run_id, processed_at
+REDACTED_COLUMNS = REDACTED.column_names
+FINDINGS_COLUMNS = FINDINGS.column_names
 _INPUT_COLUMNS = ["doc_id", "root_doc_id", "source_task", "source_path", "file_name", "format",
                   "content_hash", "extractor_version", "text", "units"]
 
@@ -51,7 +47,7 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
     """The mapInPandas function: a closure over small picklable values only (no engine, no model)."""
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from lakedoc.pii.engine import get_engine
+        from lakedoc.pii.engine import Redaction, get_engine
 
         engine = get_engine(settings, hash_key)
         for batch in batches:
@@ -65,7 +61,7 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
             rows = []
             for i, (rec, res) in enumerate(zip(batch.drop(columns=["text", "units"]).to_dict("records"), results,
                                                strict=True)):
-                found = res.get("findings") or []
+                found = res.findings
                 counts: dict[str, int] = {}
                 for f in found:
                     counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
@@ -77,13 +73,13 @@ def _redact_partition(settings: dict, hash_key: str | None, cfg_hash: str, run_i
                     for f in [] if isinstance(name_found, Exception) else name_found:
                         counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
                 if failed:  # no names, no text
-                    res = {"status": "redaction_error", "redacted_text": None, "units": None,
-                           "error": f"redaction of {', '.join(failed)} failed"}
-                    found, counts = [], {}
+                    res = Redaction.failed(f"redaction of {', '.join(failed)} failed")
+                    found, counts = (), {}
                 rows.append({
-                    **rec, "redacted_text": res.get("redacted_text"), "redacted_units": res.get("units"),
+                    **rec, "redacted_text": res.redacted_text,
+                    "redacted_units": list(res.units) if res.units is not None else None,
                     "entity_counts": counts, "finding_count": len(found), "config_hash": cfg_hash,
-                    "status": res["status"], "error": res.get("error"),
+                    "status": res.status, "error": res.error,
                     "findings": [{"entity_type": f.entity_type, "start": f.start, "end": f.end,
                                   "score": f.score, "recognizer": f.recognizer} for f in found],
                     "run_id": run_id, "processed_at": now,
@@ -171,27 +167,54 @@ def _balanced_buckets(lengths: dict[str, int], n: int) -> dict[str, int]:
 
 
 def plan(ctx: TaskContext, cfg_hash: str) -> tuple[pd.DataFrame, list[str], int]:
-    """(bronze rows to redact [doc_id, char_count], silver doc_ids to delete, live bronze count)."""
+    """(bronze rows to redact [doc_id, char_count], doc_ids to delete from silver and findings, live
+    bronze count).
+
+    Silver's row is the completion mark (see :func:`run`): a document is done when its silver row has
+    the bronze row's content hash, extractor version and the current configuration hash **and** its
+    findings agree with that row (every finding carries the row's configuration hash; a row that counts
+    findings has some). The second check repairs a warehouse written before silver was committed last
+    (findings of an old configuration behind a current silver row). Documents to delete: silver rows
+    and findings whose document is not live any more (findings can outlive their silver row when a run
+    died between the two deletes or before a new document's silver row was written).
+    """
     store = ctx.tables
     if not store.exists(DOCUMENTS):
         return pd.DataFrame(columns=["doc_id", "char_count"]), [], 0
     bronze = store.read_arrow(DOCUMENTS, ["doc_id", "content_hash", "extractor_version", "status",
                                           "is_deleted", "char_count"]).to_pandas()
-    live = bronze[(bronze["status"] == "ok") & (~bronze["is_deleted"].fillna(False).astype(bool))]
+    from lakedoc.ingest.extract import OK_STATUSES  # ok, and partial (text kept from a damaged file)
+
+    live = bronze[bronze["status"].isin(OK_STATUSES) & (~bronze["is_deleted"].fillna(False).astype(bool))]
     if store.exists(REDACTED):
         silver = store.read_arrow(REDACTED, ["doc_id", "content_hash", "extractor_version",
-                                             "config_hash"]).to_pandas()
+                                             "config_hash", "finding_count"]).to_pandas()
     else:
-        silver = pd.DataFrame(columns=["doc_id", "content_hash", "extractor_version", "config_hash"])
-    done = {(d, c, e, h) for d, c, e, h in zip(silver["doc_id"], silver["content_hash"],
-                                                silver["extractor_version"], silver["config_hash"], strict=True)}
+        silver = pd.DataFrame(columns=["doc_id", "content_hash", "extractor_version", "config_hash",
+                                       "finding_count"])
+    found = _finding_hashes(store)
+    done = {(d, c, e, h) for d, c, e, h, n in zip(silver["doc_id"], silver["content_hash"],
+                                                   silver["extractor_version"], silver["config_hash"],
+                                                   silver["finding_count"], strict=True)
+            if found.get(d, set()) <= {h} and (d in found or not (n or 0) > 0)}
     # a boolean Series, not a list: ``live[[]]`` (no live document) would select zero columns
     mask = pd.Series([(d, c, e, cfg_hash) not in done for d, c, e in
                       zip(live["doc_id"], live["content_hash"], live["extractor_version"], strict=True)],
                      index=live.index, dtype=bool)
     todo = live[mask]
-    gone = sorted(set(silver["doc_id"]) - set(live["doc_id"]))
+    gone = sorted((set(silver["doc_id"]) | set(found)) - set(live["doc_id"]))
     return todo[["doc_id", "char_count"]].reset_index(drop=True), gone, len(live)
+
+
+def _finding_hashes(store) -> dict[str, set[str]]:
+    """doc_id -> the configuration hashes its findings carry (one Spark aggregation; a few per doc)."""
+    if not store.exists(FINDINGS):
+        return {}
+    rows = store.read(FINDINGS, ["doc_id", "config_hash"]).distinct().toArrow().to_pylist()
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["doc_id"], set()).add(r["config_hash"])
+    return out
 
 
 def run(ctx: TaskContext) -> TaskResult:
@@ -201,7 +224,7 @@ def run(ctx: TaskContext) -> TaskResult:
     from lakedoc.spark import task_slots
 
     log, store, spark = ctx.log, ctx.tables, ctx.spark
-    settings = load_settings(ctx.cfg["pii"])
+    settings = load_settings(ctx.cfg.pii)
     hash_key = resolve_hash_key(settings)
     cfg_hash = config_hash(settings, hash_key)
     todo, gone, n_live = plan(ctx, cfg_hash)
@@ -209,9 +232,9 @@ def run(ctx: TaskContext) -> TaskResult:
              cfg_hash, n_live, len(todo), len(gone))
 
     removed = 0
-    if gone:
-        removed = store.delete_where(REDACTED, "doc_id", gone)
+    if gone:  # findings first, silver last (see the commit order below)
         store.delete_where(FINDINGS, "doc_id", gone)
+        removed = store.delete_where(REDACTED, "doc_id", gone)
         log.info("removed %d silver document(s) deleted or no longer ok in bronze", len(gone))
 
     slots = task_slots(spark)
@@ -238,13 +261,16 @@ def run(ctx: TaskContext) -> TaskResult:
             stats = _round_stats(out)
             docs = out.select(*REDACTED_COLUMNS)
             findings = _findings_frame(out, cfg_hash, ctx.run_id)
-            res = store.merge(REDACTED, docs, keys=["doc_id"])
-            totals["rows_written"] += res.written
+            # Commit order: findings first, silver last. Silver's row is the completion mark that
+            # plan() reads, so a process killed between the commits leaves documents whose silver row
+            # is missing or stale: the next run redoes them and their findings are replaced again.
             # findings of the re-redacted documents replace their old ones (also when there are none now)
-            fres = store.merge(FINDINGS, findings, keys=["doc_id", "entity_type", "start", "end"],
-                               replace_within="doc_id") if stats["findings"] else None
+            fres = store.merge(FINDINGS, findings,
+                               replace_within=FINDINGS.replace_within) if stats["findings"] else None
             if stats["no_findings"]:
                 store.delete_where(FINDINGS, "doc_id", stats["no_findings"])
+            res = store.merge(REDACTED, docs)
+            totals["rows_written"] += res.written
             for k, v in _entity_totals(out).items():
                 entity_totals[k] = entity_totals.get(k, 0) + v
         n_err, n_ok = stats["errors"], stats["rows"] - stats["errors"]
