@@ -85,8 +85,9 @@ def main() -> int:
     if not args.skip_spark:
         from sentence_transformers import SentenceTransformer
 
-        from lakedoc.classify.stage import EMBEDDINGS_SCHEMA, Plan, _encode_chunks_fn, _spark_ddl
+        from lakedoc.classify.stage import Plan, _encode_chunks_fn
         from lakedoc.encoder import resolve_model
+        from lakedoc.schema import EMBEDDINGS
         from lakedoc.spark import get_spark, task_slots
 
         raw = SentenceTransformer(resolve_model(settings.model)[0], device=args.device)
@@ -108,7 +109,7 @@ def main() -> int:
         df.count()
         # the stage sorts within each Arrow batch: give it whole partitions as batches
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(1, len(texts) // (slots * 2) + 1)))
-        ddl = _spark_ddl(EMBEDDINGS_SCHEMA)
+        ddl = EMBEDDINGS.ddl
 
         def stage():
             return df.mapInArrow(_encode_chunks_fn(plan), ddl).select("dimension").count()

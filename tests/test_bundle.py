@@ -32,6 +32,9 @@ def _merged_bundle() -> dict:
     bundle = load_bundle(ROOT)
     doc = copy.deepcopy(bundle.config)
     doc.setdefault("resources", {}).setdefault("jobs", {}).update(bundle.jobs)
+    for path in sorted((ROOT / "resources").glob("*.yml")):  # included resources other than jobs
+        for kind, items in ((yaml.safe_load(path.read_text()) or {}).get("resources") or {}).items():
+            doc["resources"].setdefault(kind, {}).update(items)
     doc.pop("include", None)
     return doc
 
@@ -124,7 +127,8 @@ def _unassigned(cfg: dict, target: str) -> set[str]:
     """What the CLI reports as "no value assigned to required variable": every declared variable
     needs a default or a value in the target, whether the target uses it or not."""
     assigned = set((cfg["targets"][target].get("variables") or {}))
-    return {k for k, v in cfg["variables"].items() if "default" not in (v or {}) and k not in assigned}
+    return {k for k, v in cfg["variables"].items()
+            if "default" not in (v or {}) and "lookup" not in (v or {}) and k not in assigned}
 
 
 def test_identity_is_required_in_prod_and_never_a_placeholder():
@@ -237,7 +241,7 @@ def test_every_task_entry_point_exists_and_its_parameters_parse():
     context = substitution_context(bundle, "dev", "lakedoc", run_id="1", input_path="/Volumes/x")
     specs = task_specs(bundle, "lakedoc", context)
     keys = [s.key for s in specs]
-    ingest = {"ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg"}
+    ingest = {"ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_mail_text"}
     assert ingest <= set(keys)
     for s in specs:
         assert callable(load_entry_point(s.python_file))
@@ -259,3 +263,29 @@ def test_wheel_dependencies_leave_spark_and_torch_to_the_cluster():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in deps}
     assert not names & {"pyspark", "torch", "xgboost", "delta-spark"}
+
+
+def test_dashboard_is_a_bundle_resource_over_the_pipeline_tables():
+    """resources/dashboard.yml: a Lakeview dashboard (validated with the bundle above) whose datasets
+    read only the pipeline's tables, never a text column; every widget names one of its datasets."""
+    from lakedoc import schema
+
+    cfg = load_bundle(ROOT).config
+    assert "resources/*.yml" in cfg["include"]
+    dash = _merged_bundle()["resources"]["dashboards"]["lakedoc"]
+    assert dash["warehouse_id"] == "${var.warehouse_id}" and "lookup" in cfg["variables"]["warehouse_id"]
+    assert dash["dataset_schema"] == "${resources.schemas.lakedoc.name}" and dash["dataset_catalog"] == "${var.catalog}"
+    path = (ROOT / "resources" / dash["file_path"]).resolve()
+    assert path.name.endswith(".lvdash.json") and path.is_file()
+    doc = json.loads(path.read_text())
+    tables = {t.name for t in vars(schema).values() if isinstance(t, schema.TableSpec)}
+    datasets = {d["name"]: "".join(d["queryLines"]) for d in doc["datasets"]}
+    for name, sql in datasets.items():
+        used = set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql))
+        assert used and used <= tables, (name, used)
+        assert not re.search(r"\b(redacted_)?text\b", sql), name
+    widgets = [item["widget"] for page in doc["pages"] for item in page["layout"]]
+    charts = [w for w in widgets if "spec" in w]
+    assert len(charts) >= 6
+    for w in charts:
+        assert all(q["query"]["datasetName"] in datasets for q in w["queries"]), w["name"]

@@ -84,8 +84,8 @@ def test_parent_propagation_and_description_pooling():
         {"name": "wheat", "parent": "grain", "descriptions": ["wheat", "profit"]},
     ]})
     chunk = _FakeEncoder().encode(["wheat"])
-    on = ZeroShotScorer(_FakeEncoder(), tax, ScoringSettings(propagate_to_parent=True))
-    off = ZeroShotScorer(_FakeEncoder(), tax, ScoringSettings(propagate_to_parent=False))
+    on = ZeroShotScorer(_FakeEncoder(), tax, ScoringSettings(description_pooling="max", propagate_to_parent=True))
+    off = ZeroShotScorer(_FakeEncoder(), tax, ScoringSettings(description_pooling="max", propagate_to_parent=False))
     assert on.doc_similarity(chunk)[0] == pytest.approx(1.0, abs=1e-2)  # grain inherits wheat's match
     assert off.doc_similarity(chunk)[0] < 0.1
     mean = ZeroShotScorer(_FakeEncoder(), tax, ScoringSettings(description_pooling="mean"))
@@ -143,7 +143,7 @@ def test_zero_shot_method_ranks_the_right_label_first():
 
 
 def test_zero_shot_is_registered_in_the_harness():
-    from lakedoc.evaluation import load_method
+    from lakedoc.methods import load_method
 
     assert isinstance(load_method("zero_shot"), ZeroShotMethod)
 

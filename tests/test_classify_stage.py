@@ -6,16 +6,9 @@ import pyarrow as pa
 import pytest
 
 from lakedoc.config import load_config
+from lakedoc.schema import DOCUMENTS_REDACTED, PREDICTIONS
 from lakedoc.tables import LocalDeltaStore
 from lakedoc.tasks import run_task
-
-UNIT = pa.struct([("kind", pa.string()), ("index", pa.int32()), ("ref", pa.string()), ("text", pa.string())])
-SCHEMA = pa.schema([
-    ("doc_id", pa.string()), ("root_doc_id", pa.string()), ("source_path", pa.string()), ("file_name", pa.string()),
-    ("format", pa.string()), ("content_hash", pa.string()), ("redacted_text", pa.string()),
-    ("redacted_units", pa.list_(UNIT)), ("entity_counts", pa.map_(pa.string(), pa.int32())),
-    ("redaction_config_hash", pa.string()), ("status", pa.string()), ("error", pa.string()), ("run_id", pa.string()),
-])
 
 EARN = ["Acme Corp reported first quarter net profit of 12.5 mln dlrs, up from 9.1 mln dlrs a year ago.",
         "Revenues rose 14 pct and the board declared a quarterly dividend of 20 cts per share."]
@@ -26,13 +19,12 @@ def _doc(doc_id, pages, status="ok"):
     units = [{"kind": "page", "index": i + 1, "ref": f"page {i + 1}", "text": t} for i, t in enumerate(pages)]
     return {"doc_id": doc_id, "root_doc_id": doc_id, "source_path": f"/in/{doc_id}.pdf", "file_name": f"{doc_id}.pdf",
             "format": "pdf", "content_hash": str(hash(tuple(pages))), "redacted_text": "\n\n".join(pages),
-            "redacted_units": units, "entity_counts": [("PERSON", 1)], "redaction_config_hash": "h",
+            "redacted_units": units, "entity_counts": [("PERSON", 1)], "config_hash": "h",
             "status": status, "error": None if status == "ok" else "boom", "run_id": "r0"}
 
 
 def _write(store, docs):
-    store.merge("documents_redacted", pa.Table.from_pylist(docs, schema=SCHEMA), keys=["doc_id"],
-                replace_within=None)
+    store.merge(DOCUMENTS_REDACTED, pa.Table.from_pylist(docs, schema=DOCUMENTS_REDACTED.schema))
 
 
 @pytest.fixture()
@@ -54,9 +46,9 @@ def test_classify_then_embed(env, spark):
     _write(store, [_doc("earn1", EARN), _doc("grain1", [GRAIN]), _doc("short1", ["Too short to tell."]),
                    _doc("bad1", ["Failed redaction text that must not be classified at all here."], "redaction_error")])
     # a baseline's rows in the shared predictions table must survive everything below
-    store.merge("predictions", [{"doc_id": "earn1", "label": "earn", "score": 0.9, "predicted": True, "threshold": 0.5,
-                                 "method": "tfidf_lr", "model": "m", "run_id": "x"}],
-                keys=["doc_id", "label", "method"], scope={"method": "tfidf_lr"}, partition_by=["method"])
+    store.merge(PREDICTIONS, [{"doc_id": "earn1", "label": "earn", "score": 0.9, "predicted": True, "threshold": 0.5,
+                               "method": "tfidf_lr", "model": "m", "run_id": "x"}],
+                scope=PREDICTIONS.scope_of("tfidf_lr"))
 
     res = _run("classify", cfg, spark, store)
     assert res.details["processed"] == 3 and res.details["classified"] == 2 and res.details["skipped"] == 1

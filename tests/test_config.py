@@ -142,3 +142,40 @@ def test_runtime_table_is_not_a_configuration_layer():
     """conf/databricks_runtime.yml sits in conf/ but is data for tests and docs, never loaded as a target."""
     with pytest.raises(ConfigError, match="unknown target"):
         load_config("databricks_runtime", conf_dir=ROOT / "conf")
+
+
+# --- typed sections (lakedoc.config_schema models) ------------------------------------------------------
+
+def test_sections_are_typed_frozen_models_equal_to_the_mapping_view():
+    import pydantic
+
+    from lakedoc.config_schema import SECTIONS, IngestSettings, LanceDBSettings, Settings
+
+    cfg = load_config("dev", conf_dir=ROOT / "conf", environ={}, sets=["ingest.timeout_s=42"])
+    assert isinstance(cfg.settings, Settings)
+    for name, model in SECTIONS.items():
+        section = getattr(cfg, name)
+        assert isinstance(section, model), name
+        assert section.model_dump(by_alias=True) == cfg[name], name
+    assert cfg.ingest.timeout_s == 42.0 and cfg.tables.schema_ == cfg["tables"]["schema"] == "lakedoc_dev"
+    assert isinstance(cfg.index.lancedb, LanceDBSettings)
+    assert cfg.index.lancedb.path == "/Volumes/main/lakedoc_dev/index/lancedb"
+    with pytest.raises(pydantic.ValidationError):
+        cfg.ingest.timeout_s = 1  # frozen
+    # defaults are the models' own; a section is taken from a Config, a mapping or nothing
+    assert IngestSettings().timeout_s == 300.0 and IngestSettings().max_uncompressed_mb == 2048.0
+    assert IngestSettings.from_config(cfg) is cfg.ingest
+    assert IngestSettings.from_config({"ingest": {"timeout_s": 5}}).timeout_s == 5.0
+    assert IngestSettings.from_config(None) == IngestSettings()
+
+
+def test_schema_checkers_come_from_the_models():
+    from lakedoc.config import default_config
+    from lakedoc.config_schema import IngestSettings
+
+    assert set(SCHEMA["ingest"]) == set(IngestSettings.model_fields)
+    assert SCHEMA["ingest"]["timeout_s"].default == IngestSettings().timeout_s
+    assert SCHEMA["ingest"]["timeout_s"].min == 0.1
+    assert SCHEMA["tables"]["backend"].choices == ("delta_rs", "unity_catalog")
+    assert SCHEMA["pii"]["hash_key"].type == "secret" and SCHEMA["baselines"]["at_least_one"].type == "any"
+    assert default_config().ingest == IngestSettings()

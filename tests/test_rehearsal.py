@@ -49,7 +49,7 @@ def rehearsal(tmp_path_factory, sample_dir):
 def test_every_task_succeeds_through_spark_connect(rehearsal):
     _, _, first = rehearsal
     summary = first.stdout
-    for task in ("ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_msg", "redact_pii",
+    for task in ("ingest_docx", "ingest_xlsx", "ingest_pptx", "ingest_pdf", "ingest_mail_text", "redact_pii",
                  "classify", "baselines", "embed", "index"):
         line = next((ln for ln in summary.splitlines() if ln.startswith(task + " ")), "")
         assert " succeeded " in line, f"{task}: {line!r}\n{summary}"

@@ -210,3 +210,50 @@ def test_a_spark_source_is_merged_and_delta_log_exists(store, tmp_path):
     tables = spark.sql(f"SHOW TABLES IN spark_catalog.{store.schema}").select("tableName", "isTemporary").collect()
     assert [r[0] for r in tables if not r[1]] == ["docs"], "the staging table is dropped"
     assert not [r[0] for r in tables if r[1] and "_docs_" in r[0]], "temporary views are dropped"
+
+
+# --- the table registry (lakedoc.schema) ------------------------------------------------------------------
+
+def test_the_generated_table_reference_equals_the_specs():
+    from conftest import ROOT
+    from lakedoc.schema import documented_tables, tables_doc
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert documented_tables(doc) == tables_doc(), \
+        "docs/architecture.md's table reference is stale: run python -m lakedoc.schema docs"
+
+
+def test_every_spec_is_nullable_and_its_ddl_is_its_schema():
+    from lakedoc.schema import TABLES, ddl_of
+
+    assert set(TABLES) >= {"documents", "documents_redacted", "pii_findings", "chunks", "embeddings", "predictions",
+                           "classification_skipped", "classify_state", "chunk_state", "evaluations", "index_state",
+                           "pipeline_runs"}
+    for spec in TABLES.values():
+        assert spec.schema == nullable_schema(spec.schema), spec.name
+        assert spec.ddl == ddl_of(spec.schema)
+        assert set(spec.keys) <= set(spec.column_names) and set(spec.partition_by) <= set(spec.column_names)
+
+
+def test_a_spec_brings_keys_partitioning_and_compared_columns(store):
+    from lakedoc.schema import Column, TableSpec
+
+    spec = TableSpec("specced", "a test table", (Column("doc_id", pa.string(), "key"),
+                                                 Column("source_task", pa.string(), "scope"),
+                                                 Column("text", pa.string(), "compared"),
+                                                 Column("note", pa.string(), "not compared"),
+                                                 Column("run_id", pa.string(), "volatile")),
+                     keys=("doc_id",), partition_by=("source_task",), scope="source_task", compare=("text",))
+    data = pa.Table.from_pylist([{"doc_id": "a", "source_task": "docx", "text": "x", "note": "n1", "run_id": "r1"}],
+                                schema=spec.schema)
+    assert store.merge(spec, data, scope=spec.scope_of("docx")).inserted == 1
+    version = store.version(spec)
+    # only ``text`` is compared: a changed note alone writes nothing
+    again = data.set_column(3, "note", pa.array(["n2"]))
+    assert store.merge(spec, again, scope=spec.scope_of("docx")).unchanged == 1
+    assert store.version(spec) == version
+    changed = data.set_column(2, "text", pa.array(["y"]))
+    assert store.merge(spec, changed, scope=spec.scope_of("docx")).updated == 1
+    assert store.read_arrow(spec, ["text"]).column("text").to_pylist() == ["y"]
+    with pytest.raises(ValueError, match="give the keys"):
+        store.merge("specced", data)  # a plain name takes nothing from the registry

@@ -9,6 +9,7 @@ import pytest
 
 from lakedoc import tasks
 from lakedoc.config import load_config
+from lakedoc.schema import PIPELINE_RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,18 +27,18 @@ class FakeStore:
         return list(self.by_key.values())
 
     def exists(self, table):
-        assert table == "pipeline_runs"
+        assert str(table) == "pipeline_runs"
         return bool(self.by_key)
 
     def read_arrow(self, table, columns=None, where=None):
         import pyarrow as pa
 
-        assert table == "pipeline_runs"
+        assert str(table) == "pipeline_runs"
         rows = [r for r in self.rows if all(r[k] == v for k, v in (where or {}).items())]
-        return pa.Table.from_pylist(rows, schema=tasks.PIPELINE_RUNS_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=PIPELINE_RUNS.schema)
 
     def merge(self, table, data, **kw):
-        assert table == "pipeline_runs"
+        assert str(table) == "pipeline_runs"
         for r in data.to_pylist():
             self.by_key[(r["run_id"], r["task"])] = r
             self.history.append(r)
@@ -166,3 +167,44 @@ def test_runs_left_running_by_a_killed_process_are_marked_abandoned(spark, tmp_p
     assert rows[("now", "fine")]["status"] == "succeeded"
     # an abandoned row is not marked again
     assert tasks.mark_abandoned(store, "later") == 1  # only now/ingest_pdf is still running
+
+
+def test_the_ingestion_tasks_of_the_job_registry_and_config_follow_the_format_table():
+    """One format table (lakedoc.ingest.formats): the job YAML's ingestion tasks, the task registry and
+    the configuration's family list are all derived from it (or checked against it here)."""
+    import yaml
+
+    from lakedoc import config_schema
+    from lakedoc.ingest import formats
+
+    job = yaml.safe_load((ROOT / "jobs" / "lakedoc.job.yml").read_text())["resources"]["jobs"]["lakedoc"]
+    ingest = [t for t in job["tasks"] if t["task_key"].startswith("ingest_")]
+    expected = [formats.ingest_task(fam) for fam in formats.INGEST_FAMILIES]
+    assert [t["task_key"] for t in ingest] == expected
+    for t in ingest:  # each task runs itself (--task is its own key)
+        params = t["spark_python_task"]["parameters"]
+        assert params[params.index("--task") + 1] == t["task_key"]
+    redact = next(t for t in job["tasks"] if t["task_key"] == "redact_pii")
+    assert {d["task_key"] for d in redact["depends_on"]} == set(expected)
+    assert config_schema.INGEST_FAMILIES == formats.INGEST_FAMILIES
+    assert {k for k in tasks.REGISTRY if k.startswith("ingest_")} == set(expected)
+    assert all(tasks.resolve(k).__name__ == "run" for k in expected)
+    # every family claims extensions and has its formats' extractors; every extension has one owner
+    assert set(formats.FAMILIES) == set(formats.INGEST_FAMILIES)
+    assert all(formats.FAMILIES[fam] for fam in formats.INGEST_FAMILIES)
+    owners = [ext for exts in formats.FAMILIES.values() for ext in exts]
+    assert len(owners) == len(set(owners))
+    assert formats.CATCH_ALL_FAMILY == "mail_text" and formats.FAMILIES["mail_text"] == ("msg", "eml", "csv", "tsv")
+    for f in formats.FORMATS:
+        if f.module:
+            assert (ROOT / "src" / "lakedoc" / "ingest" / "extractors" / f"{f.module}.py").is_file(), f
+
+
+def test_an_ingestion_task_reads_its_family_from_its_key():
+    from lakedoc.ingest import stage
+
+    class Ctx:
+        task = "ingest_nothing"
+
+    with pytest.raises(ValueError, match="not an ingestion task"):
+        stage.run(Ctx())  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ own tokenizer so that every chunk fits the model (``chunking.max_tokens``, cappe
   or ``first .. last`` for a range);
 * a document without units is chunked from its ``redacted_text`` (reference ``None``).
 
-The ``chunks`` table (:data:`CHUNKS_SCHEMA`) is written by ``classify`` and reused by ``embed`` and
+The ``chunks`` table (:data:`lakedoc.schema.CHUNKS`) is written by ``classify`` and reused by ``embed`` and
 the vector index; chunk ids are ``<doc_id>-<seq>``, stable while a document's chunking is unchanged.
 """
 from __future__ import annotations
@@ -21,22 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
+from lakedoc.config_schema import ChunkingSettings
 from lakedoc.encoder import text_hash
 
-CHUNKS = "chunks"
-
-CHUNKS_SCHEMA = pa.schema([
-    ("chunk_id", pa.string()), ("doc_id", pa.string()), ("seq", pa.int32()),
-    ("unit_kind", pa.string()), ("unit_ref", pa.string()), ("unit_refs", pa.list_(pa.string())),
-    ("text", pa.string()), ("token_count", pa.int32()), ("text_hash", pa.string()),
-    ("chunker", pa.string()), ("run_id", pa.string()),
-])
-
-CHUNKS_DDL = ("chunk_id string, doc_id string, seq int, unit_kind string, unit_ref string, "
-              "unit_refs array<string>, text string, token_count int, text_hash string, chunker string, "
-              "run_id string")
+_DEFAULTS = ChunkingSettings()
 
 SEPARATOR = "\n\n"
 
@@ -70,14 +58,17 @@ def chunk_id(doc_id: str, seq: int) -> str:
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    max_tokens: int = 256
-    overlap_tokens: int = 32
-    merge_units: bool = True
+    """The chunker's settings: the ``chunking`` section (:class:`~lakedoc.config_schema.ChunkingSettings`,
+    whose defaults these are), possibly :meth:`fitted` to a model."""
+
+    max_tokens: int = _DEFAULTS.max_tokens
+    overlap_tokens: int = _DEFAULTS.overlap_tokens
+    merge_units: bool = _DEFAULTS.merge_units
 
     @classmethod
     def from_config(cls, cfg: Any, encoder=None) -> ChunkSettings:
-        sec = cfg["chunking"] if not isinstance(cfg, Mapping) or "chunking" in cfg else cfg
-        s = cls(int(sec["max_tokens"]), int(sec["overlap_tokens"]), bool(sec["merge_units"]))
+        sec = ChunkingSettings.from_config(cfg)
+        s = cls(sec.max_tokens, sec.overlap_tokens, sec.merge_units)
         return s.fitted(encoder) if encoder is not None else s
 
     def fitted(self, encoder) -> ChunkSettings:
@@ -159,8 +150,7 @@ def word_count(text: str | None) -> int:
     return len((text or "").split())
 
 
-__all__ = ["Chunk", "ChunkSettings", "chunk_document", "chunk_rows", "chunk_id", "CHUNKS", "CHUNKS_SCHEMA",
-           "CHUNKS_DDL", "word_count"]
+__all__ = ["Chunk", "ChunkSettings", "chunk_document", "chunk_rows", "chunk_id", "word_count"]
 
 
 def _demo(texts: Sequence[str]) -> None:  # pragma: no cover

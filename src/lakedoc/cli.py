@@ -22,9 +22,13 @@ log = logging.getLogger("lakedoc")
 # Modules that add their own sub-commands (``add_parser(subparsers)``).
 COMMAND_MODULES: list[str] = [
     "lakedoc.index.query",
-    "lakedoc.evaluation",
+    "lakedoc.evaluate_cli",
     "lakedoc.classify.thresholds",
     "lakedoc.pii.eval",
+    "lakedoc.report.command",
+    "lakedoc.index.evaluate_search",
+    "lakedoc.lake.land",
+    "lakedoc.lake.archive",
 ]
 
 
@@ -83,8 +87,8 @@ def check_local_paths(cfg) -> None:
     """Stop before Spark starts when a local table folder is an existing file (ConfigError)."""
     from lakedoc.config import ConfigError
 
-    for key, value in (("tables.warehouse", cfg["tables"]["warehouse"]),
-                       ("spark.warehouse_dir", cfg["spark"].get("warehouse_dir"))):
+    for key, value in (("tables.warehouse", cfg.tables.warehouse),
+                       ("spark.warehouse_dir", cfg.spark.warehouse_dir)):
         path = cfg.resolve_path(value) if value else None
         if not path or "://" in path or path.startswith(("dbfs:", "/Volumes/")):
             continue
@@ -113,13 +117,13 @@ def cmd_run(args) -> int:
         sets.append(f"tables.warehouse={Path(args.warehouse).resolve()}")
     cfg = load_config(args.target, conf_dir=root / "conf", user_file=args.config, sets=sets)
     check_local_paths(cfg)
-    input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg["input"]["path"])
+    input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg.input.path)
     # The run lock (lakedoc.runlock): one run at a time per warehouse folder, across processes and
     # machines sharing it; taken before anything is written or Spark starts, released after the last task.
     from lakedoc.runlock import RunLock, RunLockHeld
 
     run_id = new_run_id()
-    warehouse = cfg.resolve_path(cfg["tables"]["warehouse"]) if cfg["tables"].get("warehouse") else None
+    warehouse = cfg.resolve_path(cfg.tables.warehouse) if cfg.tables.warehouse else None
     lock = None
     if warehouse and "://" not in warehouse and not warehouse.startswith(("dbfs:", "/Volumes/")):
         lock = RunLock(warehouse, run_id)
@@ -129,7 +133,7 @@ def cmd_run(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:
-        if args.target == "local" and not Path(input_path).exists():
+        if args.target == "local" and "://" not in input_path and not Path(input_path).exists():
             if args.input:
                 print(f"error: input folder {input_path} does not exist (generate samples there with "
                       f"`lakedoc samples {args.input}`)", file=sys.stderr)
@@ -158,22 +162,33 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         print(f"  input: {input_path}", file=sys.stderr)
 
+        from lakedoc.report.progress import Progress
+
+        progress = Progress(len(specs), "tasks", unit="task")  # a bar on a terminal only (not in CI)
+
         def on_event(kind, key, outcome):
             if kind == "started":
-                print(f"  [{key}] started", file=sys.stderr)
+                progress.write(f"  [{key}] started")
             else:
                 extra_txt = f" ({outcome.error})" if outcome.error else ""
-                print(f"  [{key}] {outcome.status} in {outcome.duration_s:.1f}s, rows in {outcome.rows_in}, "
-                      f"out {outcome.rows_out}{extra_txt}", file=sys.stderr)
+                progress.write(f"  [{key}] {outcome.status} in {outcome.duration_s:.1f}s, rows in {outcome.rows_in}, "
+                               f"out {outcome.rows_out}{extra_txt}")
+                progress.update(postfix=key)
 
         from lakedoc.spark import get_spark
 
         get_spark(cfg)  # one session for every task (tasks find it as the active session)
-        outcomes = run_dag(specs, extra, max_parallel=args.parallel, on_event=on_event)
+        with progress:
+            outcomes = run_dag(specs, extra, max_parallel=args.parallel, on_event=on_event)
         print()
         print(format_summary(outcomes))
-        if cfg["tables"]["backend"] == "delta_rs":
-            print(f"\nDelta tables: {cfg.resolve_path(cfg['tables']['warehouse'])}  (list them: lakedoc tables)")
+        if cfg.tables.backend == "delta_rs":
+            print(f"\nDelta tables: {cfg.resolve_path(cfg.tables.warehouse)}  (list them: lakedoc tables)")
+        from lakedoc.report import write_after_run
+
+        report = write_after_run(cfg, run_id, get_spark(cfg))
+        if report is not None:
+            print(f"Run report: {report}")
         failed = [o for o in outcomes if o.status != "succeeded"]
         return 1 if failed else 0
     finally:
@@ -202,7 +217,7 @@ def cmd_tables(args) -> int:
     from lakedoc.config import load_config
 
     cfg = load_config("local", sets=[f"tables.warehouse={Path(args.warehouse).resolve()}"] if args.warehouse else None)
-    root = Path(cfg.resolve_path(cfg["tables"]["warehouse"]))
+    root = Path(cfg.resolve_path(cfg.tables.warehouse))
     if not root.is_dir():
         print(f"no warehouse at {root}")
         return 1
@@ -222,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the job DAG locally (the same YAML the bundle deploys)")
     r.add_argument("--config", help="extra YAML merged over conf/")
     r.add_argument("--input", help="input folder, relative to the current folder (default: input.path, relative "
-                                   "to the checkout; samples are generated if it is missing)")
+                                   "to the checkout; samples are generated if it is missing), or an ADLS Gen2 "
+                                   "folder abfss://FS@ACCOUNT.dfs.core.windows.net/PATH (credentials: lake.*)")
     r.add_argument("--warehouse", help="folder of the local Delta tables (default: tables.warehouse)")
     r.add_argument("--only", help="comma-separated task keys or patterns, e.g. 'ingest_*,redact_pii'")
     r.add_argument("--target", default="local", help="configuration target (default: local)")

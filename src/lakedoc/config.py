@@ -15,9 +15,12 @@ with the merged value, so ``--set tables.catalog=x`` moves every path derived fr
 not a reference). A reference to an unknown or empty key, or a cycle, is a :class:`ConfigError`
 naming the key that holds it.
 
-The merged mapping is validated against :data:`lakedoc.config_schema.SCHEMA`: an unknown key, a
-wrong type or a value outside the allowed set stops the run with a message naming the key, the
-value and what is allowed. No secret is ever read from these files: a secret is configured as a
+The merged mapping is validated against :data:`lakedoc.config_schema.SCHEMA` (derived from the
+section models of :mod:`lakedoc.config_schema`): an unknown key, a wrong type or a value outside the
+allowed set stops the run with a message naming the key, the value and what is allowed. The result
+is a :class:`Config`: ``cfg.ingest``, ``cfg.pii``, ... are the frozen, typed section models
+(``cfg.ingest.timeout_s``); ``cfg["ingest"]["timeout_s"]`` reads the same value from the plain mapping.
+No secret is ever read from these files: a secret is configured as a
 *reference* (``{env: NAME}`` and/or ``{scope: S, key: K}``) and resolved by :mod:`lakedoc.secrets`.
 """
 from __future__ import annotations
@@ -26,13 +29,31 @@ import copy
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
 import yaml
+from pydantic import ValidationError
 
-from lakedoc.config_schema import SCHEMA, ConfigError, Field
+from lakedoc.config_schema import (
+    SCHEMA,
+    BaselinesSettings,
+    ChunkingSettings,
+    ClassifySettings,
+    ConfigError,
+    EncoderSettings,
+    Field,
+    IndexSettings,
+    IngestSettings,
+    InputSettings,
+    LakeSettings,
+    PiiSettings,
+    ProvisionSettings,
+    Settings,
+    SparkSettings,
+    TablesSettings,
+)
 
 TARGETS = ("local", "rehearsal", "dev", "prod")
 ENV_PREFIX = "LAKEDOC__"
@@ -208,17 +229,82 @@ def validate(tree: Mapping, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
     return out
 
 
+def typed(tree: Mapping) -> Settings:
+    """The section models of a validated tree (see :func:`validate`)."""
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"'{where}': {err['msg']}, got {err.get('input')!r}") from None
+
+
 @dataclass(frozen=True)
 class Config:
-    """The validated configuration of one run. Access sections as ``cfg["ingest"]["timeout_s"]``
-    or with :meth:`get` and a dotted key."""
+    """The validated configuration of one run.
+
+    Typed: ``cfg.ingest.timeout_s`` (each section a frozen model of :mod:`lakedoc.config_schema`;
+    ``cfg.settings`` is all of them). As a mapping: ``cfg["ingest"]["timeout_s"]`` or :meth:`get`
+    with a dotted key."""
 
     target: str
     data: dict
     conf_dir: Path | None = None
+    settings: Settings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", typed(self.data))
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
+
+    @property
+    def tables(self) -> TablesSettings:
+        return self.settings.tables
+
+    @property
+    def input(self) -> InputSettings:
+        return self.settings.input
+
+    @property
+    def spark(self) -> SparkSettings:
+        return self.settings.spark
+
+    @property
+    def ingest(self) -> IngestSettings:
+        return self.settings.ingest
+
+    @property
+    def pii(self) -> PiiSettings:
+        return self.settings.pii
+
+    @property
+    def index(self) -> IndexSettings:
+        return self.settings.index
+
+    @property
+    def baselines(self) -> BaselinesSettings:
+        return self.settings.baselines
+
+    @property
+    def encoder(self) -> EncoderSettings:
+        return self.settings.encoder
+
+    @property
+    def chunking(self) -> ChunkingSettings:
+        return self.settings.chunking
+
+    @property
+    def classify(self) -> ClassifySettings:
+        return self.settings.classify
+
+    @property
+    def provision(self) -> ProvisionSettings:
+        return self.settings.provision
+
+    @property
+    def lake(self) -> LakeSettings:
+        return self.settings.lake
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -272,4 +358,10 @@ def load_config(
     return Config(target, validate(interpolate(tree)), cdir)
 
 
-__all__ = ["Config", "ConfigError", "Field", "load_config", "parse_sets", "find_conf_dir", "interpolate", "TARGETS"]
+def default_config(target: str = "local", conf_dir: str | os.PathLike | None = None) -> Config:
+    """A :class:`Config` holding every schema default (no file read): for unit tests."""
+    return Config(target, validate({}), Path(conf_dir) if conf_dir else None)
+
+
+__all__ = ["Config", "ConfigError", "Field", "load_config", "default_config", "parse_sets", "find_conf_dir",
+           "interpolate", "typed", "TARGETS"]

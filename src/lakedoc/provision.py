@@ -34,9 +34,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from lakedoc.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -189,23 +192,23 @@ def _cached_snapshot(repo_id: str, cache_dir: Path, revision: str | None) -> Pat
         return None
 
 
-def provision_encoder(cfg, *, force: bool = False, staging: Path | None = None,
+def provision_encoder(cfg: Config, *, force: bool = False, staging: Path | None = None,
                       environ: Mapping[str, str] | None = None,
                       snapshot: Callable[[str, str | None, Path, list[str]], Path] | None = None) -> dict:
     """Place ``encoder.model`` into ``encoder.cache_dir``; return what happened (``status`` and details)."""
-    enc, prov = cfg["encoder"], cfg["provision"]
-    name = enc["model"]
-    if not prov["encoder"]:
+    enc, prov = cfg.encoder, cfg.provision
+    name = enc.model
+    if not prov.encoder:
         return {"item": f"encoder:{name}", "status": "disabled", "reason": "provision.encoder is false"}
-    if not enc["cache_dir"]:
+    if not enc.cache_dir:
         return {"item": f"encoder:{name}", "status": "nothing to do",
                 "reason": "encoder.cache_dir is not set: the model loads from where it is"}
-    dest = _fs_path(enc["cache_dir"])
+    dest = _fs_path(enc.cache_dir)
     manifest = Manifest(dest)
     source = _local_source(name)
     if source is not None:
         return _place_local_model(name, source, dest, manifest, force)
-    return _place_hub_model(name, prov["hf_revision"], list(prov["hf_ignore_patterns"]), dest, manifest,
+    return _place_hub_model(name, prov.hf_revision, list(prov.hf_ignore_patterns), dest, manifest,
                             force=force, staging=staging, environ=environ, snapshot=snapshot or _hub_snapshot)
 
 
@@ -329,16 +332,16 @@ def _release_url(model: str, version: str) -> str:
     return f"{about.__download_url__}/{model}-{version}/{wheel_name(model, version)}"
 
 
-def provision_spacy(cfg, *, force: bool = False, staging: Path | None = None,
+def provision_spacy(cfg: Config, *, force: bool = False, staging: Path | None = None,
                     pip: Callable[[list[str]], None] | None = None) -> list[dict]:
     """Place the wheel of every package in ``pii.spacy_models`` into ``provision.libs_dir``."""
-    prov = cfg["provision"]
-    models = dict(cfg["pii"]["spacy_models"] or {})
-    if not prov["spacy"]:
+    prov = cfg.provision
+    models = dict(cfg.pii.spacy_models or {})
+    if not prov.spacy:
         return [{"item": "spacy", "status": "disabled", "reason": "provision.spacy is false"}]
-    if not prov["libs_dir"]:
+    if not prov.libs_dir:
         return [{"item": "spacy", "status": "nothing to do", "reason": "provision.libs_dir is not set"}]
-    dest = _fs_path(prov["libs_dir"])
+    dest = _fs_path(prov.libs_dir)
     manifest = Manifest(dest)
     want = runtime_spacy(getattr(cfg, "conf_dir", None))
     installed = _version("spacy")
@@ -348,7 +351,7 @@ def provision_spacy(cfg, *, force: bool = False, staging: Path | None = None,
             out.append({"item": f"spacy:{model}", "status": "nothing to do",
                         "reason": f"pii.spacy_models.{lang} is a folder, not a package"})
             continue
-        version = (prov["spacy_versions"] or {}).get(model)
+        version = (prov.spacy_versions or {}).get(model)
         if not version:
             raise ProvisionError(
                 f"provision.spacy_versions names no version for {model!r} (pii.spacy_models.{lang}): add e.g. "
@@ -369,7 +372,7 @@ def provision_spacy(cfg, *, force: bool = False, staging: Path | None = None,
             log.info("spaCy model %s %s already in %s: skipped", model, version, dest)
             out.append({"item": key, "status": "present", "wheel": wheel, "path": str(dest / wheel)})
             continue
-        spec = _release_url(model, version) if prov["spacy_source"] == "release" else f"{model}=={version}"
+        spec = _release_url(model, version) if prov.spacy_source == "release" else f"{model}=={version}"
         with tempfile.TemporaryDirectory(prefix="lakedoc-provision-", dir=staging) as tmp:
             (pip or _pip_download)(["-d", tmp, spec])
             got = Path(tmp) / wheel
@@ -387,13 +390,13 @@ def provision_spacy(cfg, *, force: bool = False, staging: Path | None = None,
 
 # -- the task ----------------------------------------------------------------------------------------
 
-def provision(cfg, *, force: bool | None = None, staging: str | os.PathLike | None = None,
+def provision(cfg: Config, *, force: bool | None = None, staging: str | os.PathLike | None = None,
               environ: Mapping[str, str] | None = None, pip: Callable[[list[str]], None] | None = None,
               snapshot=None) -> list[dict]:
     """Place the encoder and the spaCy wheels; one report dict per item (``status``: placed, present,
     nothing to do, disabled). Raises :class:`ProvisionError` for what cannot be placed."""
-    force = bool(cfg["provision"]["force"] if force is None else force)
-    stage = staging or cfg["provision"]["staging_dir"]
+    force = bool(cfg.provision.force if force is None else force)
+    stage = staging or cfg.provision.staging_dir
     stage_path = Path(stage) if stage else None
     if stage_path is not None:
         stage_path.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ import sys
 import threading
 from pathlib import Path
 
+from lakedoc.config_schema import SparkSettings
+
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _SESSION = None  # the local session this process made (a Connect client is not "active" in new threads)
@@ -105,10 +107,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _local_builder(spark_cfg: dict, warehouse_dir: str | None):
+def _local_builder(sc: SparkSettings, warehouse_dir: str | None):
     from pyspark.sql import SparkSession
 
-    master = spark_cfg.get("master", "local[2]")
+    master = sc.master
     builder = (
         SparkSession.builder.master(master)
         .appName("lakedoc")
@@ -116,16 +118,16 @@ def _local_builder(spark_cfg: dict, warehouse_dir: str | None):
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(spark_cfg.get("shuffle_partitions", 4)))
+        .config("spark.sql.shuffle.partitions", str(sc.shuffle_partitions))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(spark_cfg.get("arrow_batch_rows", 32)))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sc.arrow_batch_rows))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", spark_cfg.get("driver_memory", "4g"))
+        .config("spark.driver.memory", sc.driver_memory)
         .config("spark.python.worker.reuse", "true")
         .config("spark.sql.sources.binaryFile.maxLength", str(2**31 - 1))
         .config("spark.scheduler.mode", "FAIR")
     )
-    if spark_cfg.get("delta", True):
+    if sc.delta:
         jars = delta_jars()
         if jars:
             builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
@@ -140,7 +142,7 @@ def _local_builder(spark_cfg: dict, warehouse_dir: str | None):
         wh = Path(warehouse_dir).expanduser().resolve()
         wh.mkdir(parents=True, exist_ok=True)
         builder = builder.config("spark.sql.warehouse.dir", str(wh))
-        if spark_cfg.get("metastore") == "derby":
+        if sc.metastore == "derby":
             builder = (
                 builder.config("spark.sql.catalogImplementation", "hive")
                 .config("spark.hadoop.javax.jdo.option.ConnectionURL",
@@ -181,12 +183,12 @@ def get_spark(cfg=None):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        spark_cfg = dict(cfg["spark"]) if cfg is not None else {}
-        warehouse_dir = spark_cfg.get("warehouse_dir")
+        sc = SparkSettings.from_config(cfg)
+        warehouse_dir = sc.warehouse_dir
         if not warehouse_dir and cfg is not None:
-            warehouse_dir = cfg.resolve_path(cfg["tables"]["warehouse"])
-        builder, master = _local_builder(spark_cfg, warehouse_dir)
-        mode = spark_cfg.get("mode", "classic")
+            warehouse_dir = cfg.resolve_path(cfg.tables.warehouse)
+        builder, master = _local_builder(sc, warehouse_dir)
+        mode = sc.mode
         port = None
         if mode == "connect":
             port = _free_port()

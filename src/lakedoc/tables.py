@@ -33,15 +33,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from lakedoc.schema import VOLATILE_COLUMNS, TableSpec, merge_options, table_name
+
+if TYPE_CHECKING:
+    from lakedoc.config import Config
+
 log = logging.getLogger(__name__)
+Table = str | TableSpec  # a table: its name or its spec (lakedoc.schema)
 T = TypeVar("T")
 
-# Columns that change on every run without the row's content changing: never compared.
-VOLATILE_COLUMNS = ("run_id", "ingested_at", "updated_at", "processed_at", "pushed_at", "created_at")
 
 
 @dataclass
@@ -137,31 +141,35 @@ def _sql_literal(v: Any) -> str:
 
 
 class TableStore:
-    """Interface shared by both backends (see the module docstring)."""
+    """Interface shared by both backends (see the module docstring).
 
-    def location(self, table: str) -> str:  # pragma: no cover - interface
+    Every method takes a table as its name or its :class:`lakedoc.schema.TableSpec`; a MERGE takes the
+    keys, partition columns and compared columns the caller gives, else the table's spec's.
+    """
+
+    def location(self, table: Table) -> str:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def exists(self, table: str) -> bool:  # pragma: no cover - interface
+    def exists(self, table: Table) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def version(self, table: str) -> int | None:  # pragma: no cover - interface
+    def version(self, table: Table) -> int | None:  # pragma: no cover - interface
         """The table's current Delta version, None when it does not exist."""
         raise NotImplementedError
 
-    def read(self, table: str, columns: Sequence[str] | None = None):  # -> pyspark DataFrame
+    def read(self, table: Table, columns: Sequence[str] | None = None):  # -> pyspark DataFrame
         raise NotImplementedError  # pragma: no cover
 
-    def read_arrow(self, table: str, columns: Sequence[str] | None = None,
+    def read_arrow(self, table: Table, columns: Sequence[str] | None = None,
                    where: Mapping[str, Any] | None = None) -> pa.Table:  # pragma: no cover
         raise NotImplementedError
 
-    def merge(self, table: str, data, keys: Sequence[str], *, scope: Mapping[str, Any] | None = None,
-              partition_by: Sequence[str] | None = None, compare: Sequence[str] | None = None,
-              replace_within: str | None = None) -> MergeResult:  # pragma: no cover
-        raise NotImplementedError
+    def merge(self, table: Table, data, keys: Sequence[str] | None = None, *,
+              scope: Mapping[str, Any] | None = None, partition_by: Sequence[str] | None = None,
+              compare: Sequence[str] | None = None, replace_within: str | None = None) -> MergeResult:
+        raise NotImplementedError  # pragma: no cover
 
-    def delete_where(self, table: str, column: str, values: Iterable[Any],
+    def delete_where(self, table: Table, column: str, values: Iterable[Any],
                      scope: Mapping[str, Any] | None = None) -> int:  # pragma: no cover
         """Delete rows whose ``column`` is in ``values`` (and, with ``scope``, only within it)."""
         raise NotImplementedError
@@ -214,13 +222,13 @@ class LocalDeltaStore(TableStore):
         with self._locks_guard:
             return self._locks.setdefault(str(self.root / table), threading.Lock())
 
-    def location(self, table: str) -> str:
-        return str(self.root / table)
+    def location(self, table: Table) -> str:
+        return str(self.root / table_name(table))
 
-    def exists(self, table: str) -> bool:
-        return (self.root / table / "_delta_log").is_dir()
+    def exists(self, table: Table) -> bool:
+        return (self.root / table_name(table) / "_delta_log").is_dir()
 
-    def version(self, table: str) -> int | None:
+    def version(self, table: Table) -> int | None:
         from deltalake import DeltaTable
 
         return DeltaTable(self.location(table)).version() if self.exists(table) else None
@@ -229,6 +237,7 @@ class LocalDeltaStore(TableStore):
         import pyarrow.compute as pc
         from deltalake import DeltaTable
 
+        table = table_name(table)
         if not self.exists(table):
             raise FileNotFoundError(f"table {table!r} does not exist yet under {self.root}")
         ds = DeltaTable(self.location(table)).to_pyarrow_dataset()  # live files per the Delta log
@@ -249,10 +258,11 @@ class LocalDeltaStore(TableStore):
             raise RuntimeError("LocalDeltaStore.read needs a SparkSession")
         return self._spark.createDataFrame(self.read_arrow(table, columns))
 
-    def merge(self, table, data, keys, *, scope=None, partition_by=None, compare=None,
+    def merge(self, table, data, keys=None, *, scope=None, partition_by=None, compare=None,
               replace_within=None) -> MergeResult:
         from deltalake import DeltaTable, write_deltalake
 
+        table, keys, partition_by, compare = merge_options(table, keys, partition_by, compare)
         src = self.to_arrow(data)
         src = _fresh_buffers(src.cast(_plain_schema(nullable_schema(src.schema))))
         result = MergeResult(table)
@@ -346,6 +356,7 @@ class LocalDeltaStore(TableStore):
     def delete_where(self, table, column, values, scope=None) -> int:
         from deltalake import DeltaTable
 
+        table = table_name(table)
         values = list(values)
         if not values or not self.exists(table):
             return 0
@@ -381,13 +392,13 @@ class UnityCatalogStore(TableStore):
         if not spark.catalog.databaseExists(f"{catalog}.{schema}"):
             spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
 
-    def location(self, table: str) -> str:
-        return f"`{self.catalog}`.`{self.schema}`.`{table}`"
+    def location(self, table: Table) -> str:
+        return f"`{self.catalog}`.`{self.schema}`.`{table_name(table)}`"
 
-    def exists(self, table: str) -> bool:
-        return self.spark.catalog.tableExists(f"{self.catalog}.{self.schema}.{table}")
+    def exists(self, table: Table) -> bool:
+        return self.spark.catalog.tableExists(f"{self.catalog}.{self.schema}.{table_name(table)}")
 
-    def version(self, table: str) -> int | None:
+    def version(self, table: Table) -> int | None:
         if not self.exists(table):
             return None
         row = self.spark.sql(f"DESCRIBE HISTORY {self.location(table)} LIMIT 1").select("version").first()
@@ -405,8 +416,9 @@ class UnityCatalogStore(TableStore):
             df = df.filter(f"`{k}` <=> {_sql_literal(v)}")
         return df.toArrow()
 
-    def merge(self, table, data, keys, *, scope=None, partition_by=None, compare=None,
+    def merge(self, table, data, keys=None, *, scope=None, partition_by=None, compare=None,
               replace_within=None) -> MergeResult:
+        table, keys, partition_by, compare = merge_options(table, keys, partition_by, compare)
         is_spark = hasattr(data, "sparkSession")
         if not is_spark:
             src = self.to_arrow(data)
@@ -537,6 +549,7 @@ class UnityCatalogStore(TableStore):
         return result
 
     def delete_where(self, table, column, values, scope=None) -> int:
+        table = table_name(table)
         values = list(values)
         if not values or not self.exists(table):
             return 0
@@ -599,11 +612,16 @@ def _compare_columns_spark(df, keys, compare):
     return [c for c in df.columns if c not in keys and c not in VOLATILE_COLUMNS]
 
 
-def open_store(cfg, spark=None) -> TableStore:
+def open_store(cfg: Config, spark=None) -> TableStore:
     """The configured backend (``tables.backend``)."""
-    t = cfg["tables"]
-    if t["backend"] == "unity_catalog":
+    t = cfg.tables
+    if t.backend == "unity_catalog":
         if spark is None:
             raise RuntimeError("the unity_catalog backend needs a SparkSession")
-        return UnityCatalogStore(spark, t["catalog"], t["schema"])
-    return LocalDeltaStore(cfg.resolve_path(t["warehouse"]), spark)
+        return UnityCatalogStore(spark, t.catalog, t.schema_)
+    return LocalDeltaStore(cfg.resolve_path(t.warehouse), spark)
+
+
+from lakedoc.faults import hook_commits  # noqa: E402 - LAKEDOC_FAULT: kill -9 after N commits; no-op unset
+
+hook_commits(TableStore)

@@ -20,30 +20,25 @@ from typing import Any
 import pyarrow as pa
 
 from lakedoc.config import Config
+from lakedoc.ingest.formats import INGEST_TASKS
+from lakedoc.schema import PIPELINE_RUNS
 
 log = logging.getLogger(__name__)
 
-# task key -> "module:function". Functions take a TaskContext and return a TaskResult.
+# task key -> "module:function". Functions take a TaskContext and return a TaskResult. The ingestion
+# tasks (one per family of lakedoc.ingest.formats, ``ingest_<family>``) share one function, which reads
+# its family from the task key.
 REGISTRY: dict[str, str] = {
-    "ingest_docx": "lakedoc.ingest.stage:run_docx",
-    "ingest_xlsx": "lakedoc.ingest.stage:run_xlsx",
-    "ingest_pptx": "lakedoc.ingest.stage:run_pptx",
-    "ingest_pdf": "lakedoc.ingest.stage:run_pdf",
-    "ingest_msg": "lakedoc.ingest.stage:run_msg",
+    **{task: "lakedoc.ingest.stage:run" for task in INGEST_TASKS},
     "redact_pii": "lakedoc.pii.stage:run",
     "classify": "lakedoc.classify.stage:run_classify",
     "embed": "lakedoc.classify.stage:run_embed",
     "baselines": "lakedoc.baselines.stage:run",
     "index": "lakedoc.index.stage:run",
+    "report": "lakedoc.report.stage:run",
+    "archive_inputs": "lakedoc.lake.archive:run",
     "provision_models": "lakedoc.provision:run",
 }
-
-PIPELINE_RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("task", pa.string()), ("target", pa.string()),
-    ("started_at", pa.timestamp("us", tz="UTC")), ("ended_at", pa.timestamp("us", tz="UTC")),
-    ("duration_s", pa.float64()), ("status", pa.string()), ("rows_in", pa.int64()),
-    ("rows_out", pa.int64()), ("details", pa.string()), ("error", pa.string()),
-])
 
 
 @dataclass
@@ -110,8 +105,8 @@ def _run_row(cfg: Config, run_id: str, task: str, started: datetime, ended: date
 
 
 def _merge_runs(tables, task: str, rows: list[dict]) -> None:
-    tables.merge("pipeline_runs", pa.Table.from_pylist(rows, schema=PIPELINE_RUNS_SCHEMA),
-                 keys=["run_id", "task"], scope={"task": task}, partition_by=["task"])
+    tables.merge(PIPELINE_RUNS, pa.Table.from_pylist(rows, schema=PIPELINE_RUNS.schema),
+                 scope=PIPELINE_RUNS.scope_of(task))
 
 
 def record_run(tables, cfg: Config, run: TaskRun) -> None:
@@ -128,9 +123,9 @@ def mark_abandoned(tables, run_id: str) -> int:
     """Rows of other runs still ``running`` -> ``abandoned``: their process ended without recording an
     end (killed, lost driver). One read of the ``running`` rows. If such a run was in fact still alive,
     its own final record later overwrites the mark."""
-    if not tables.exists("pipeline_runs"):
+    if not tables.exists(PIPELINE_RUNS):
         return 0
-    rows = [r for r in tables.read_arrow("pipeline_runs", where={"status": RUNNING}).to_pylist()
+    rows = [r for r in tables.read_arrow(PIPELINE_RUNS, where={"status": RUNNING}).to_pylist()
             if r["run_id"] != run_id]
     by_task: dict[str, list[dict]] = {}
     for r in rows:
@@ -157,7 +152,7 @@ def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str 
     spark = spark or get_spark(cfg)
     tables = tables or open_store(cfg, spark)
     ctx = TaskContext(task=task, run_id=run_id, cfg=cfg, spark=spark, tables=tables,
-                      input_path=input_path or cfg.resolve_path(cfg["input"]["path"]))
+                      input_path=input_path or cfg.resolve_path(cfg.input.path))
     started = datetime.now(timezone.utc)
     try:  # the start is on record before the stage runs: a killed task leaves a ``running`` row
         mark_abandoned(tables, run_id)

@@ -14,6 +14,8 @@
    (``method = 'zero_shot'`` partition), ``classification_skipped`` (documents with fewer than
    ``classify.min_words`` words: no prediction, a reason), ``chunk_state`` and ``classify_state``.
    Documents that left the ok set lose their chunks, embeddings and zero-shot predictions.
+   The state tables are written last and deleted from last: they are the completion mark, so a
+   process killed between two commits leaves documents that the next run redoes (or forgets again).
 
 ``embed`` (after ``baselines``, GPU cluster): re-chunks documents whose chunks are missing or stale
 (``chunk_state``) and encodes exactly the chunks that have no embedding for the configured model and
@@ -29,31 +31,34 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lakedoc.chunking import CHUNKS, CHUNKS_SCHEMA, ChunkSettings
+from lakedoc.chunking import ChunkSettings
+from lakedoc.config_schema import ClassifySettings, EncoderSettings
+from lakedoc.schema import (
+    CHUNK_STATE,
+    CHUNKS,
+    CLASSIFICATION_SKIPPED as SKIPPED,
+    CLASSIFY_STATE,
+    DOCUMENTS_REDACTED as REDACTED,
+    EMBEDDINGS,
+    PREDICTIONS,
+    VECTOR,
+    TableSpec,
+    ddl_of,
+)
 from lakedoc.tasks import TaskContext, TaskResult
 
 if TYPE_CHECKING:
     from lakedoc.classify.taxonomy import Taxonomy
+    from lakedoc.config import Config
 
 log = logging.getLogger(__name__)
 
-REDACTED = "documents_redacted"
-PREDICTIONS = "predictions"
-EMBEDDINGS = "embeddings"
-SKIPPED = "classification_skipped"
-CLASSIFY_STATE = "classify_state"
-CHUNK_STATE = "chunk_state"
 METHOD = "zero_shot"
 
-EMBEDDING_TYPE = pa.list_(pa.float32())
-EMBEDDINGS_SCHEMA = pa.schema([
-    ("chunk_id", pa.string()), ("doc_id", pa.string()), ("vector", EMBEDDING_TYPE), ("model", pa.string()),
-    ("dimension", pa.int32()), ("prefix_scheme", pa.string()), ("text_hash", pa.string()), ("run_id", pa.string()),
-])
 PREDICTION_TYPE = pa.struct([("label", pa.string()), ("score", pa.float64()), ("predicted", pa.bool_()),
                              ("threshold", pa.float64())])
-CHUNK_TYPE = pa.struct([(f.name, f.type) for f in CHUNKS_SCHEMA if f.name != "run_id"]
-                       + [("vector", EMBEDDING_TYPE)])
+CHUNK_TYPE = pa.struct([(f.name, f.type) for f in CHUNKS.schema if f.name != "run_id"]
+                       + [("vector", VECTOR)])
 # one row per document out of the workers; the tables are projections of it
 OUT_SCHEMA = pa.schema([
     ("doc_id", pa.string()), ("input_hash", pa.string()), ("chunk_hash", pa.string()),
@@ -69,14 +74,15 @@ def _hash(*parts: str) -> str:
 class Plan:
     """Everything a worker needs, as small picklable values (no model, no Spark objects)."""
 
-    def __init__(self, cfg, run_id: str, classify: bool = True):
+    def __init__(self, cfg: Config, run_id: str, classify: bool = True):
         from lakedoc.classify.taxonomy import load_taxonomy
         from lakedoc.classify.thresholds import fingerprint, load_threshold_set
         from lakedoc.classify.zero_shot import ScoringSettings
-        from lakedoc.encoder import EncoderSettings, resolve_model
+        from lakedoc.encoder import resolve_model
 
         self.run_id = run_id
         self.encoder = EncoderSettings.from_config(cfg)
+        c = ClassifySettings.from_config(cfg)
         _, self.model_id = resolve_model(self.encoder.model)
         s = self.encoder
         self.prefix_scheme = f"{s.prefix_scheme}|q={s.query_prefix}|p={s.passage_prefix}"
@@ -86,17 +92,16 @@ class Plan:
                                 f"{int(self.chunking.merge_units)}")
         self.classify = classify
         self.taxonomy: Taxonomy | None = None
-        self.write_embeddings = bool(cfg["classify"]["write_embeddings"]) or not classify
-        self.min_words = int(cfg["classify"]["min_words"])
+        self.write_embeddings = c.write_embeddings or not classify
+        self.min_words = c.min_words
         if classify:
-            self.taxonomy = load_taxonomy(cfg.resolve_path(cfg["classify"]["taxonomy"]))
+            self.taxonomy = load_taxonomy(cfg.resolve_path(c.taxonomy))
             self.scoring = ScoringSettings.from_config(cfg)
-            c = cfg["classify"]
-            path = cfg.resolve_path(c["thresholds_file"]) if c["thresholds_file"] else None
+            path = cfg.resolve_path(c.thresholds_file) if c.thresholds_file else None
             # the chunker as tuned is checked on the worker side only through the signature of settings
             expected = fingerprint(self.model_id, self.prefix_scheme, self.taxonomy.hash(), self.scoring.signature(),
                                    "")
-            self.thresholds = load_threshold_set(path, expected, c["default_threshold"], c["at_least_one"])
+            self.thresholds = load_threshold_set(path, expected, c.default_threshold, c.at_least_one)
             self.classify_signature = _hash(
                 self.chunk_signature, self.taxonomy.hash(), self.scoring.signature(), str(self.min_words),
                 json.dumps([self.thresholds.global_threshold, sorted(self.thresholds.per_label.items()),
@@ -174,31 +179,6 @@ def _map_fn(plan: Plan):
     return fn
 
 
-def _spark_ddl(schema: pa.Schema) -> str:
-    """Spark DDL of an Arrow schema (the few types used here)."""
-
-    def t(x: pa.DataType) -> str:
-        if pa.types.is_string(x):
-            return "string"
-        if pa.types.is_int32(x):
-            return "int"
-        if pa.types.is_int64(x):
-            return "bigint"
-        if pa.types.is_float32(x):
-            return "float"
-        if pa.types.is_float64(x):
-            return "double"
-        if pa.types.is_boolean(x):
-            return "boolean"
-        if pa.types.is_list(x):
-            return f"array<{t(x.value_type)}>"
-        if pa.types.is_struct(x):
-            return "struct<" + ",".join(f"{f.name}:{t(f.type)}" for f in x) + ">"
-        raise TypeError(x)
-
-    return ", ".join(f"{f.name} {t(f.type)}" for f in schema)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Reading the input and the state
 # ---------------------------------------------------------------------------------------------------
@@ -219,7 +199,7 @@ def _ok_documents(ctx: TaskContext, plan: Plan):
     return docs
 
 
-def _pending(ctx: TaskContext, docs, state_table: str, hash_col: str):
+def _pending(ctx: TaskContext, docs, state_table: TableSpec, hash_col: str):
     if not ctx.tables.exists(state_table):
         return docs
     state = ctx.tables.read(state_table, ["doc_id", hash_col])
@@ -240,9 +220,11 @@ def _forget_documents(ctx: TaskContext, ok_ids: set[str], plan: Plan) -> int:
     if not gone:
         return 0
     ids = sorted(gone)
-    for table in (CHUNKS, EMBEDDINGS, CHUNK_STATE, CLASSIFY_STATE, SKIPPED):
+    for table in (CHUNKS, EMBEDDINGS, SKIPPED):
         store.delete_where(table, "doc_id", ids)
-    store.delete_where(PREDICTIONS, "doc_id", ids, scope={"method": METHOD})
+    store.delete_where(PREDICTIONS, "doc_id", ids, scope=PREDICTIONS.scope_of(METHOD))
+    for table in (CHUNK_STATE, CLASSIFY_STATE):  # last: the state names what a killed run left to delete
+        store.delete_where(table, "doc_id", ids)
     ctx.log.info("%d document(s) left the ok set of %s: their chunks, embeddings and zero-shot "
                  "predictions were removed", len(ids), REDACTED)
     return len(ids)
@@ -260,8 +242,8 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
     details: dict[str, Any] = {}
     lit = F.lit
     chunk_rows = out.select(F.explode("chunks").alias("c")).select("c.*")
-    chunks = chunk_rows.select(*[f.name for f in CHUNKS_SCHEMA if f.name != "run_id"]).withColumn("run_id", lit(run_id))
-    r = store.merge(CHUNKS, chunks, keys=["chunk_id"], replace_within="doc_id")
+    chunks = chunk_rows.select(*[c for c in CHUNKS.column_names if c != "run_id"]).withColumn("run_id", lit(run_id))
+    r = store.merge(CHUNKS, chunks, replace_within=CHUNKS.replace_within)
     details["chunks"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
     # documents that now have no chunk at all: replace_within cannot see them
     empty = [row["doc_id"] for row in out.filter(F.col("n_chunks") == 0).select("doc_id").toArrow().to_pylist()]
@@ -272,21 +254,21 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
                .select("chunk_id", "doc_id", "vector", lit(plan.model_id).alias("model"),
                        F.size("vector").cast("int").alias("dimension"),
                        lit(plan.prefix_scheme).alias("prefix_scheme"), "text_hash", lit(run_id).alias("run_id")))
-        r = store.merge(EMBEDDINGS, emb, keys=["chunk_id", "model"], scope={"model": plan.model_id},
-                        replace_within="doc_id", compare=["text_hash", "prefix_scheme", "dimension"])
+        r = store.merge(EMBEDDINGS, emb, scope=EMBEDDINGS.scope_of(plan.model_id),
+                        replace_within=EMBEDDINGS.replace_within)
         details["embeddings"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
         if empty:
-            store.delete_where(EMBEDDINGS, "doc_id", empty, scope={"model": plan.model_id})
+            store.delete_where(EMBEDDINGS, "doc_id", empty, scope=EMBEDDINGS.scope_of(plan.model_id))
     cstate = out.select("doc_id", "chunk_hash", "n_chunks", lit(plan.chunk_signature).alias("chunker"),
                         lit(run_id).alias("run_id"))
-    store.merge(CHUNK_STATE, cstate, keys=["doc_id"])
+    store.merge(CHUNK_STATE, cstate)
     if plan.classify:
         preds = (out.filter(F.col("outcome") == "classified")
                  .select("doc_id", F.explode("predictions").alias("p"))
                  .select("doc_id", "p.label", "p.score", "p.predicted", "p.threshold", lit(METHOD).alias("method"),
                          lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")))
-        r = store.merge(PREDICTIONS, preds, keys=["doc_id", "label", "method"], scope={"method": METHOD},
-                        partition_by=["method"], replace_within="doc_id")
+        r = store.merge(PREDICTIONS, preds, scope=PREDICTIONS.scope_of(METHOD),
+                        replace_within=PREDICTIONS.replace_within)
         details["predictions"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
         skipped = out.filter(F.col("outcome") == "skipped")
         skipped_ids = [x["doc_id"] for x in skipped.select("doc_id").toArrow().to_pylist()]
@@ -295,13 +277,13 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
         if skipped_ids:
             store.merge(SKIPPED, skipped.select("doc_id", lit(METHOD).alias("method"), "reason", "word_count",
                                                 lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")),
-                        keys=["doc_id", "method"], scope={"method": METHOD})
-            store.delete_where(PREDICTIONS, "doc_id", skipped_ids, scope={"method": METHOD})
+                        scope=SKIPPED.scope_of(METHOD))
+            store.delete_where(PREDICTIONS, "doc_id", skipped_ids, scope=PREDICTIONS.scope_of(METHOD))
         if classified_ids:
-            store.delete_where(SKIPPED, "doc_id", classified_ids, scope={"method": METHOD})
+            store.delete_where(SKIPPED, "doc_id", classified_ids, scope=SKIPPED.scope_of(METHOD))
         state = out.select("doc_id", "input_hash", "outcome", "n_chunks", lit(plan.model_id).alias("model"),
                            lit(run_id).alias("run_id"))
-        store.merge(CLASSIFY_STATE, state, keys=["doc_id"])
+        store.merge(CLASSIFY_STATE, state)
         details["classified"] = len(classified_ids)
         details["skipped"] = len(skipped_ids)
     return details
@@ -329,9 +311,9 @@ def _run(ctx: TaskContext, classify: bool) -> TaskResult:
         details["thresholds"] = plan.thresholds.source or f"default {plan.thresholds.global_threshold}"
     rows_out = 0
     if n_todo:
-        per_part = int(ctx.cfg["classify"]["docs_per_partition"])
+        per_part = ctx.cfg.classify.docs_per_partition
         n_parts = max(1, -(-n_todo // per_part))
-        out = todo.repartition(n_parts).mapInArrow(_map_fn(plan), _spark_ddl(OUT_SCHEMA))
+        out = todo.repartition(n_parts).mapInArrow(_map_fn(plan), ddl_of(OUT_SCHEMA))
         out = _cache(out)
         try:
             details.update(_write_outputs(ctx, out, plan))
@@ -376,10 +358,10 @@ def _encode_chunks_fn(plan: Plan):
             n = batch.num_rows
             yield pa.RecordBatch.from_pydict({
                 "chunk_id": d["chunk_id"], "doc_id": d["doc_id"],
-                "vector": pa.array([v.tolist() for v in vecs], EMBEDDING_TYPE),
+                "vector": pa.array([v.tolist() for v in vecs], VECTOR),
                 "model": [enc.model_id] * n, "dimension": pa.array([enc.dimension] * n, pa.int32()),
                 "prefix_scheme": [enc.prefix_scheme] * n, "text_hash": d["text_hash"], "run_id": [plan.run_id] * n,
-            }, schema=EMBEDDINGS_SCHEMA)
+            }, schema=EMBEDDINGS.schema)
 
     return fn
 
@@ -400,11 +382,10 @@ def _embed_missing(ctx: TaskContext, plan: Plan) -> int:
     ctx.log.info("%d chunk(s) without a current embedding for %s", n, plan.model_id)
     if not n:
         return 0
-    per_part = 8 * int(ctx.cfg["classify"]["docs_per_partition"])
+    per_part = 8 * ctx.cfg.classify.docs_per_partition
     emb = (chunks.repartition(max(1, -(-n // per_part)))
-           .mapInArrow(_encode_chunks_fn(plan), _spark_ddl(EMBEDDINGS_SCHEMA)))
-    r = store.merge(EMBEDDINGS, emb, keys=["chunk_id", "model"], scope={"model": plan.model_id},
-                    compare=["text_hash", "prefix_scheme", "dimension"])
+           .mapInArrow(_encode_chunks_fn(plan), EMBEDDINGS.ddl))
+    r = store.merge(EMBEDDINGS, emb, scope=EMBEDDINGS.scope_of(plan.model_id))
     return r.written
 
 

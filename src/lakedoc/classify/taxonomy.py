@@ -21,8 +21,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from lakedoc.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +123,15 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     return parse_taxonomy(data, str(p))
 
 
-def taxonomy_for(cfg, label_names: Sequence[str] | None = None) -> Taxonomy:
+def taxonomy_for(cfg: Config, label_names: Sequence[str] | None = None) -> Taxonomy:
     """The configured taxonomy; when ``label_names`` are given and it lacks some of them, the first
     taxonomy under ``conf/taxonomy/`` that has them all (so ``lakedoc evaluate`` on the ToS data picks
     ``tos_unfair.yml`` without a --set)."""
-    configured = load_taxonomy(cfg.resolve_path(cfg["classify"]["taxonomy"]))
+    configured = load_taxonomy(cfg.resolve_path(cfg.classify.taxonomy))
     if not label_names or all(n in configured for n in label_names):
         return configured
     folder = Path(cfg.resolve_path("conf/taxonomy"))
-    if getattr(cfg, "conf_dir", None):
+    if cfg.conf_dir:
         folder = Path(cfg.conf_dir) / "taxonomy"
     best, best_cover = configured, sum(n in configured for n in label_names)
     for f in sorted(folder.glob("*.yml")):

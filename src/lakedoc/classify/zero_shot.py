@@ -29,6 +29,7 @@ import numpy as np
 
 from lakedoc.chunking import ChunkSettings, chunk_document
 from lakedoc.classify.taxonomy import Taxonomy
+from lakedoc.config_schema import ClassifySettings
 
 if TYPE_CHECKING:
     from lakedoc.evaluation import Thresholds
@@ -39,20 +40,26 @@ _LABEL_CACHE: dict[tuple[str, str, str], np.ndarray] = {}
 _LABEL_LOCK = threading.Lock()
 
 
+_DEFAULTS = ClassifySettings()
+
+
 @dataclass(frozen=True)
 class ScoringSettings:
-    aggregation: str = "max"
-    top_k: int = 3
-    description_pooling: str = "max"
-    sigmoid_scale: float = 20.0
-    sigmoid_bias: float = 0.3
-    propagate_to_parent: bool = True
+    """The scoring part of the ``classify`` section (:class:`~lakedoc.config_schema.ClassifySettings`,
+    whose defaults these are)."""
+
+    aggregation: str = _DEFAULTS.aggregation
+    top_k: int = _DEFAULTS.top_k
+    description_pooling: str = _DEFAULTS.description_pooling
+    sigmoid_scale: float = _DEFAULTS.sigmoid_scale
+    sigmoid_bias: float = _DEFAULTS.sigmoid_bias
+    propagate_to_parent: bool = _DEFAULTS.propagate_to_parent
 
     @classmethod
     def from_config(cls, cfg: Any) -> ScoringSettings:
-        c = cfg["classify"]
-        return cls(c["aggregation"], int(c["top_k"]), c["description_pooling"], float(c["sigmoid_scale"]),
-                   float(c["sigmoid_bias"]), bool(c["propagate_to_parent"]))
+        c = ClassifySettings.from_config(cfg)
+        return cls(c.aggregation, c.top_k, c.description_pooling, c.sigmoid_scale, c.sigmoid_bias,
+                   c.propagate_to_parent)
 
     def signature(self) -> str:
         return (f"{self.aggregation}|{self.top_k}|{self.description_pooling}|{self.sigmoid_scale}|"

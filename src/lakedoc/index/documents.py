@@ -8,17 +8,15 @@ scores from ``predictions`` (all methods, or ``index.label_method``), dates and 
 
 ``content_hash`` is a SHA-256 of everything the index holds for the chunk except volatile values
 (run id, push time): the ``index_state`` table stores it, and a chunk is sent again only when it
-changes.
+changes. Scores are rounded to 6 decimals, so a retrain that moves a probability by float noise
+re-pushes nothing.
 """
 from __future__ import annotations
 
 from typing import Any
 
-CHUNKS = "chunks"
-EMBEDDINGS = "embeddings"
-PREDICTIONS = "predictions"
-REDACTED = "documents_redacted"
-DOCUMENTS = "documents"
+from lakedoc.config_schema import EncoderSettings
+from lakedoc.schema import CHUNKS, DOCUMENTS, DOCUMENTS_REDACTED as REDACTED, EMBEDDINGS, PREDICTIONS
 
 HASHED_COLUMNS = ["chunk_id", "doc_id", "seq", "source_path", "file_name", "format", "unit_ref", "text",
                   "vector", "labels", "label_scores", "modified_at", "model"]
@@ -26,7 +24,7 @@ HASHED_COLUMNS = ["chunk_id", "doc_id", "seq", "source_path", "file_name", "form
 
 def model_identity(cfg: Any) -> tuple[str, str]:
     """(model id, prefix scheme) the ``embed`` task stamps on its rows, without loading the model."""
-    from lakedoc.encoder import EncoderSettings, resolve_model
+    from lakedoc.encoder import resolve_model
 
     s = EncoderSettings.from_config(cfg)
     _, model_id = resolve_model(s.model)
@@ -34,7 +32,7 @@ def model_identity(cfg: Any) -> tuple[str, str]:
 
 
 def missing_inputs(store) -> list[str]:
-    need = [t for t in (CHUNKS, EMBEDDINGS) if not store.exists(t)]
+    need = [t.name for t in (CHUNKS, EMBEDDINGS) if not store.exists(t)]
     if not store.exists(DOCUMENTS) and not store.exists(REDACTED):
         need.append(f"{DOCUMENTS} or {REDACTED}")
     return need
@@ -85,7 +83,7 @@ def index_documents(spark, store, model_id: str, prefix_scheme: str | None, labe
         lab = p.groupBy("doc_id").agg(
             F.array_sort(F.collect_set("label")).alias("labels"),
             F.array_sort(F.collect_list(F.struct(F.col("label").cast("string").alias("label"),
-                                                 F.col("score").cast("double").alias("score"),
+                                                 F.round(F.col("score").cast("double"), 6).alias("score"),
                                                  F.col("method").cast("string").alias("method")))).alias("label_scores"))
         x = x.join(lab, on="doc_id", how="left")
         x = (x.withColumn("labels", F.coalesce(F.col("labels"), empty_labels))

@@ -24,14 +24,10 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from lakedoc import faults
+from lakedoc.schema import CHUNKS, INDEX_STATE
 from lakedoc.tasks import TaskContext, TaskResult
 
-INDEX_STATE = "index_state"
-STATE_SCHEMA = pa.schema([
-    ("state_key", pa.string()), ("chunk_id", pa.string()), ("doc_id", pa.string()), ("backend", pa.string()),
-    ("index_name", pa.string()), ("content_hash", pa.string()), ("pushed_at", pa.timestamp("us", tz="UTC")),
-    ("run_id", pa.string()),
-])
 SLICE_BATCHES = 20  # upload batches per driver slice
 
 
@@ -61,9 +57,8 @@ def record_pushed(store, backend: str, index_name: str, rows: list[tuple[str, st
     data = pa.Table.from_pylist([
         {"state_key": state_key(backend, index_name, c), "chunk_id": c, "doc_id": d, "backend": backend,
          "index_name": index_name, "content_hash": h, "pushed_at": now, "run_id": run_id} for c, d, h in rows
-    ], schema=STATE_SCHEMA)
-    store.merge(INDEX_STATE, data, keys=["state_key"], scope={"backend": backend}, partition_by=["backend"],
-                compare=["content_hash", "doc_id"])
+    ], schema=INDEX_STATE.schema)
+    store.merge(INDEX_STATE, data, scope=INDEX_STATE.scope_of(backend))
 
 
 def _to_docs(table: pa.Table, run_id: str) -> list[dict]:
@@ -83,38 +78,38 @@ def run(ctx: TaskContext) -> TaskResult:
     from lakedoc.spark import cached
 
     cfg, store, log = ctx.cfg, ctx.tables, ctx.log
-    ic = cfg["index"]
+    ic = cfg.index
     missing = missing_inputs(store)
     if missing:
         log.warning("nothing to index yet: table(s) %s missing", ", ".join(missing))
         return TaskResult(details={"skipped": f"missing tables: {', '.join(missing)}"})
 
     model_id, scheme = model_identity(cfg)
-    desired = cached(index_documents(ctx.spark, store, model_id, scheme, ic["label_method"]))
+    desired = cached(index_documents(ctx.spark, store, model_id, scheme, ic.label_method))
     try:
         keys = desired.select("chunk_id", "doc_id", "content_hash").toArrow().to_pydict()
         wanted = {c: (h, d) for c, h, d in zip(keys["chunk_id"], keys["content_hash"], keys["doc_id"], strict=True)}
-        n_chunks = store.read_arrow("chunks", ["chunk_id"]).num_rows
-        details: dict = {"backend": ic["backend"], "index": ic["name"], "model": model_id,
+        n_chunks = store.read_arrow(CHUNKS, ["chunk_id"]).num_rows
+        details: dict = {"backend": ic.backend, "index": ic.name, "model": model_id,
                          "chunks": n_chunks, "indexable": len(wanted),
                          "chunks_without_embedding_or_live_document": n_chunks - len(wanted)}
         backend = open_backend(cfg)
         try:
             dimension = _dimension(desired) if wanted else None
             fresh = backend.ensure_index(dimension) if dimension else False
-            state = {} if (fresh or ic["full_refresh"]) else read_state(store, backend.name, ic["name"])
+            state = {} if (fresh or ic.full_refresh) else read_state(store, backend.name, ic.name)
             to_push = [c for c, (h, _) in wanted.items() if state.get(c, (None,))[0] != h]
             to_delete = [c for c in state if c not in wanted]
             if fresh and store.exists(INDEX_STATE):
                 # the old entries describe an index that is gone: forget them (they are re-pushed below)
-                old = read_state(store, backend.name, ic["name"])
-                store.delete_where(INDEX_STATE, "state_key", [state_key(backend.name, ic["name"], c) for c in old])
+                old = read_state(store, backend.name, ic.name)
+                store.delete_where(INDEX_STATE, "state_key", [state_key(backend.name, ic.name, c) for c in old])
             log.info("%d indexable chunk(s): %d to send, %d to delete, %d unchanged (fresh index: %s)",
                      len(wanted), len(to_push), len(to_delete), len(wanted) - len(to_push), fresh)
             failed: dict[str, str] = {}
             pushed = requests = retries = 0
             if to_push:
-                slice_rows = ic["batch_size"] * SLICE_BATCHES
+                slice_rows = ic.batch_size * SLICE_BATCHES
                 n_slices = max(1, math.ceil(len(to_push) / slice_rows))
                 order = sorted(to_push)
                 ids = ctx.spark.createDataFrame(pa.table({
@@ -125,7 +120,8 @@ def run(ctx: TaskContext) -> TaskResult:
                     part = todo.filter(F.col("slice") == s).drop("slice", "content_hash").toArrow()
                     hashes = {c: wanted[c][0] for c in part.column("chunk_id").to_pylist()}
                     res = backend.upsert(_to_docs(part, ctx.run_id))
-                    record_pushed(store, backend.name, ic["name"],
+                    faults.point("index.pushed")  # crash tests: pushed, not yet in index_state
+                    record_pushed(store, backend.name, ic.name,
                                   [(c, wanted[c][1], hashes[c]) for c in res.succeeded], ctx.run_id)
                     failed.update(res.failed)
                     pushed += len(res.succeeded)
@@ -136,7 +132,7 @@ def run(ctx: TaskContext) -> TaskResult:
             if to_delete:
                 res = backend.delete(to_delete)
                 store.delete_where(INDEX_STATE, "state_key",
-                                   [state_key(backend.name, ic["name"], c) for c in res.succeeded])
+                                   [state_key(backend.name, ic.name, c) for c in res.succeeded])
                 failed.update({c: f"delete: {e}" for c, e in res.failed.items()})
                 deleted = len(res.succeeded)
                 requests += res.requests
