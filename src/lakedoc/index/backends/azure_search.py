@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from lakedoc.config_schema import AzureSearchSettings
-from lakedoc.index.backends.base import IndexBackend, PushResult
+from lakedoc.index.backends.base import IndexBackend, PushResult, iso_utc
 from lakedoc.index.hit import Hit
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,6 @@ TRANSIENT_ITEM_STATUS = {409, 422, 429, 503}
 TRANSIENT_REQUEST_STATUS = {408, 429, 500, 502, 503, 504}
 SELECT = ["chunk_id", "doc_id", "seq", "source_path", "file_name", "format", "unit_ref", "text", "labels",
           "label_scores", "modified_at"]
-
-
-def _iso(v: Any) -> Any:
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(v, date):
-        return v.isoformat() + "T00:00:00Z"
-    return v
 
 
 def to_service_doc(doc: dict) -> dict:
@@ -68,7 +58,7 @@ def to_service_doc(doc: dict) -> dict:
         elif k == "seq":
             out[k] = None if v is None else int(v)
         else:
-            out[k] = _iso(v)
+            out[k] = iso_utc(v)
     return out
 
 

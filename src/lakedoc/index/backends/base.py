@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from typing import Any, Self
 
 from lakedoc.index.hit import Hit
+
+
+def iso_utc(v: Any) -> Any:
+    """A datetime (naive = UTC) or date as the ISO-8601 UTC text search services take; other values as
+    they are."""
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(v, date):
+        return v.isoformat() + "T00:00:00Z"
+    return v
+
 
 # Fields of one index document (the key is chunk_id). Vectors are float32, normalised.
 DOC_FIELDS = ("chunk_id", "doc_id", "seq", "source_path", "file_name", "format", "unit_ref", "text", "vector",

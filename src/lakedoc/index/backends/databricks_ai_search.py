@@ -39,11 +39,10 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from lakedoc.index.backends.base import IndexBackend, PushResult
+from lakedoc.index.backends.base import IndexBackend, PushResult, iso_utc
 from lakedoc.index.hit import Hit
 
 log = logging.getLogger(__name__)
@@ -64,16 +63,6 @@ class DatabricksSearchError(RuntimeError):
         self.status = status
 
 
-def _iso(v: Any) -> Any:
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(v, date):
-        return v.isoformat() + "T00:00:00Z"
-    return v
-
-
 def to_row(doc: dict) -> dict:
     """An index document as a row of the direct-access index (label scores as one JSON string)."""
     row: dict[str, Any] = {}
@@ -87,7 +76,7 @@ def to_row(doc: dict) -> dict:
         elif k == "seq":
             row[k] = int(doc["seq"]) if doc.get("seq") is not None else None
         else:
-            row[k] = _iso(doc.get(k))
+            row[k] = iso_utc(doc.get(k))
     return row
 
 
