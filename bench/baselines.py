@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine  # bench/machine.py (this folder is first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAKEDOC_SHARED", ROOT.parent / "shared"))
@@ -143,24 +144,6 @@ def run_pair(base, contender, tr, va, te, cfg_base, cfg_cont, st):
     return out
 
 
-def machine() -> dict:
-    """CPU count, CPU model, RAM and load average of this machine (for the JSON report)."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return {"cpu_count": os.cpu_count(), "cpu_model": model, "ram_gib": ram, "loadavg": list(os.getloadavg())}
 
 
 def main() -> int:

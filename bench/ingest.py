@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine  # bench/machine.py (this folder is first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -164,20 +165,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def machine() -> dict:
-    """CPU count, CPU model (/proc/cpuinfo), RAM and load average, for the JSON report."""
-    info = {"cpu_count": os.cpu_count(), "cpu_model": "", "ram_gib": 0.0, "loadavg": list(os.getloadavg())}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return info
 
 
 if __name__ == "__main__":
