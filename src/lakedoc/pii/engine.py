@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -197,18 +198,23 @@ class EngineKey:
         return cls(config_hash(settings, hash_key), pii_settings(settings).batch_size)
 
 
-_ENGINES: dict[EngineKey, PiiEngine] = {}
+# Most recently used last; a reused Python worker keeps at most MAX_ENGINES of them (a job has one
+# configuration; a long test session or an evaluation sweep has many, and must not grow without end).
+_ENGINES: OrderedDict[EngineKey, PiiEngine] = OrderedDict()
 _ENGINES_LOCK = threading.Lock()
+MAX_ENGINES = 4
 
 
 def get_engine(settings: Mapping, hash_key: str | None = None) -> PiiEngine:
-    """The engine for these settings, built on first use in this Python process and then reused."""
+    """The engine for these settings, built on first use in this Python process and then reused (the
+    :data:`MAX_ENGINES` most recently used ones are kept; the spaCy pipelines are shared by all)."""
     key = EngineKey.of(settings, hash_key)
-    eng = _ENGINES.get(key)
-    if eng is None:
-        with _ENGINES_LOCK:
-            eng = _ENGINES.get(key)
-            if eng is None:
-                eng = PiiEngine(settings, hash_key)
-                _ENGINES[key] = eng
+    with _ENGINES_LOCK:
+        eng = _ENGINES.get(key)
+        if eng is None:
+            eng = _ENGINES[key] = PiiEngine(settings, hash_key)
+            while len(_ENGINES) > MAX_ENGINES:
+                _ENGINES.popitem(last=False)
+        else:
+            _ENGINES.move_to_end(key)
     return eng

@@ -5,6 +5,7 @@ here a model that is not installed is a clear :class:`ConfigError`, never a down
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,36 @@ def check_spacy_model(name: str) -> None:
         )
 
 
+# One loaded NLP engine per model set and process: PII engines that differ only in operators, entities,
+# thresholds or chunk size (a test session, a worker that sees two configurations) share the spaCy
+# pipelines instead of loading them again (~50 MB each, kept for the life of a reused Python worker).
+_NLP: dict[tuple, SpacyNlpEngine] = {}
+_NLP_LOCK = threading.Lock()
+
+
+def nlp_key(settings: PiiSettings) -> tuple:
+    """What decides the loaded pipelines: the models of the configured languages, the transformers
+    NER model and the disabled pipes (``chunk_chars`` only raises ``max_length``)."""
+    return (tuple((lang, settings.spacy_models[lang]) for lang in settings.languages),
+            settings.transformers_model, tuple(settings.spacy_disable))
+
+
 def build_nlp_engine(settings: PiiSettings) -> SpacyNlpEngine:
     """Loaded NLP engine of ``pii.languages``: the pipes of ``pii.spacy_disable`` off, ``max_length``
-    above ``pii.chunk_chars``, and the :func:`~lakedoc.pii.patches.lemma_fallback` patch applied."""
+    above ``pii.chunk_chars``, and the :func:`~lakedoc.pii.patches.lemma_fallback` patch applied.
+    Loaded once per process and :func:`nlp_key`, then shared."""
+    key = nlp_key(settings)
+    with _NLP_LOCK:
+        engine = _NLP.get(key)
+        if engine is None:
+            engine = _NLP[key] = _load_nlp_engine(settings)
+        loaded: dict[str, Any] = engine.nlp or {}  # lang -> spaCy Language
+        for nlp in loaded.values():
+            nlp.max_length = max(nlp.max_length, settings.chunk_chars + 1)
+    return engine
+
+
+def _load_nlp_engine(settings: PiiSettings) -> SpacyNlpEngine:
     engine: SpacyNlpEngine  # TransformersNlpEngine is a SpacyNlpEngine
     ner_conf = NerModelConfiguration()  # Presidio's defaults (labels_to_ignore, entity mapping)
     models: list[dict[str, Any]] = []
