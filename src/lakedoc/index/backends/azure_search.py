@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any
 
 from lakedoc.config_schema import AzureSearchSettings
-from lakedoc.index.backends.base import IndexBackend, PushResult, iso_utc
+from lakedoc.index.backends.base import IndexBackend, PushResult, backoff_s, iso_utc, retry_after_s
 from lakedoc.index.hit import Hit
 
 log = logging.getLogger(__name__)
@@ -88,25 +86,6 @@ def batches(docs: list[dict], max_docs: int, max_bytes: int) -> Iterable[list[di
         size += n
     if cur:
         yield cur
-
-
-def _retry_after(response) -> float | None:
-    if response is None:
-        return None
-    headers = getattr(response, "headers", {}) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
-        v = headers.get(name)
-        if v:
-            try:
-                return max(0.0, float(v) * scale)
-            except ValueError:
-                from email.utils import parsedate_to_datetime
-
-                try:
-                    return max(0.0, (parsedate_to_datetime(v) - datetime.now(timezone.utc)).total_seconds())
-                except (TypeError, ValueError):
-                    return None
-    return None
 
 
 class AzureSearchBackend(IndexBackend):
@@ -222,11 +201,8 @@ class AzureSearchBackend(IndexBackend):
 
     # -- pushing ----------------------------------------------------------------------------------
     def _backoff(self, attempt: int, response=None) -> float:
-        ra = _retry_after(response)
-        if ra is not None:  # the service knows best how long to wait
-            return ra
-        base = self.backoff_s * (2 ** attempt)
-        return min(self.backoff_max_s, base * (0.5 + random.random() / 2))
+        headers = getattr(response, "headers", None) if response is not None else None
+        return backoff_s(attempt, self.backoff_s, self.backoff_max_s, retry_after_s(headers))
 
     def _send(self, docs: list[dict], action: str) -> PushResult:
         """One batch, with request-level and item-level retries (see the module docstring)."""

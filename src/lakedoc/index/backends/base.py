@@ -3,7 +3,8 @@
 This module imports no backend: they are found by name through :mod:`lakedoc.index.backends.registry`."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Self
@@ -21,6 +22,35 @@ def iso_utc(v: Any) -> Any:
     if isinstance(v, date):
         return v.isoformat() + "T00:00:00Z"
     return v
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a service asks a client to wait: ``retry-after-ms`` / ``x-ms-retry-after-ms``
+    (milliseconds), else ``Retry-After`` (seconds, or an HTTP date); None when absent or unreadable."""
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        v = headers.get(name)
+        if not v:
+            continue
+        try:
+            return max(0.0, float(v) * scale)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, (parsedate_to_datetime(v) - datetime.now(timezone.utc)).total_seconds())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float, retry_after: float | None = None) -> float:
+    """How long to wait before retry ``attempt + 1``: what the service asked for (``retry_after``), else
+    an exponential back-off from ``base_s`` with jitter (50-100 %), capped at ``max_s``."""
+    if retry_after is not None:  # the service knows best how long to wait
+        return retry_after
+    return min(max_s, base_s * (2 ** attempt) * (0.5 + random.random() / 2))
 
 
 # Fields of one index document (the key is chunk_id). Vectors are float32, normalised.

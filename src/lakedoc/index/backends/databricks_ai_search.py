@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from lakedoc.index.backends.base import IndexBackend, PushResult, iso_utc
+from lakedoc.index.backends.base import IndexBackend, PushResult, backoff_s, iso_utc, retry_after_s
 from lakedoc.index.hit import Hit
 
 log = logging.getLogger(__name__)
@@ -153,14 +152,8 @@ class DatabricksAISearchBackend(IndexBackend):
             h.update(self._auth_headers())
         return h
 
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        base = self.backoff_s * (2 ** attempt)
-        return min(self.backoff_max_s, base * (0.5 + random.random() / 2))
+    def _backoff(self, attempt: int, headers: Mapping[str, str] | None) -> float:
+        return backoff_s(attempt, self.backoff_s, self.backoff_max_s, retry_after_s(headers))
 
     def _call(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None,
               stats: PushResult | None = None, ok404: bool = False) -> dict | None:
@@ -175,7 +168,7 @@ class DatabricksAISearchBackend(IndexBackend):
             try:
                 r = self._session.request(method, url, json=body, params=params, headers=self._headers(),
                                           timeout=(min(30.0, self.timeout_s), self.timeout_s))
-                status, retry_after = r.status_code, r.headers.get("Retry-After")
+                status, retry_headers = r.status_code, r.headers
                 if status < 400:
                     return r.json() if r.content else {}
                 if status == 404 and ok404:
@@ -186,11 +179,11 @@ class DatabricksAISearchBackend(IndexBackend):
                 except ValueError:
                     message = r.text[:300]
             except (requests.ConnectionError, requests.Timeout) as exc:
-                status, retry_after, message = None, None, f"{type(exc).__name__}: {str(exc)[:200]}"
+                status, retry_headers, message = None, None, f"{type(exc).__name__}: {str(exc)[:200]}"
             transient = status is None or status in TRANSIENT_STATUS
             if not transient or attempt >= self.max_retries:
                 raise DatabricksSearchError(status, message[:500])
-            delay = self._backoff(attempt, retry_after)
+            delay = self._backoff(attempt, retry_headers)
             attempt += 1
             if stats is not None:
                 stats.retries += 1
