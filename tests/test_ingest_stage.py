@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import subprocess
+import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -248,3 +250,46 @@ def test_corpus_through_spark_matches_the_oracle(spark, tmp_path):
     assert found / total >= 0.97, f"overall strict phrase recall {found}/{total}"
     for fmt, (h, n) in per_format.items():
         assert h / n >= 0.90, f"{fmt}: phrase recall {h}/{n}"
+
+
+def _eml_with(path: Path, attachments: dict[str, bytes], when: float) -> None:
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "ann@example.com", "bob@example.com", "Shipping notes"
+    m.set_content("Notes on this week's shipments are attached.")
+    for name, data in attachments.items():
+        m.add_attachment(data, maintype="text", subtype="plain", filename=name)
+    path.write_bytes(bytes(m))
+    os.utime(path, (when, when))
+
+
+@pytest.mark.spark
+def test_attachments_a_killed_run_left_live_are_deleted_by_the_next_run(spark, tmp_path):
+    """A run killed right after its MERGE into documents (before the soft delete of attachments the
+    file no longer has) leaves those attachments live; the file is unchanged from then on, so the
+    next run does not re-extract it, and must still delete them."""
+    inp, wh = tmp_path / "in", tmp_path / "wh"
+    inp.mkdir()
+    mail = inp / "notes.eml"
+    _eml_with(mail, {"keep.txt": b"Barley exports rose.", "drop.txt": b"Maize imports fell."}, time.time() - 60)
+    assert run_ingest(inp, wh, only="ingest_mail_text")["ingest_mail_text"].status == "succeeded"
+
+    def live_attachments() -> set[str]:
+        df = docs(wh)
+        return set(df[(df.depth > 0) & ~df.is_deleted.astype(bool)].file_name)
+
+    assert live_attachments() == {"keep.txt", "drop.txt"}
+    _eml_with(mail, {"keep.txt": b"Barley exports rose."}, time.time())
+    env = {k: v for k, v in os.environ.items() if k != "LAKEDOC_TEST_SPARK_MODE"}
+    env.update(LAKEDOC_FAULT="commit:documents:1", HF_HUB_OFFLINE="1")
+    killed = subprocess.run(
+        [sys.executable, "-m", "lakedoc.cli", "run", "--root", str(ROOT), "--input", str(inp), "--warehouse",
+         str(wh), "--only", "ingest_mail_text"], capture_output=True, text=True, timeout=900, env=env, cwd=str(ROOT))
+    assert killed.returncode == 137, killed.stderr[-4000:]
+    assert live_attachments() == {"keep.txt", "drop.txt"}, "the kill came before the soft delete"
+
+    out = run_ingest(inp, wh, only="ingest_mail_text")["ingest_mail_text"]
+    assert out.status == "succeeded" and out.rows_out == 1, out  # no re-extraction: one soft delete
+    assert live_attachments() == {"keep.txt"}
+    df = docs(wh)
+    dropped = df[df.file_name == "drop.txt"].iloc[0]
+    assert dropped.is_deleted and dropped.deleted_at is not None and "Maize" in dropped.text  # kept, marked

@@ -339,13 +339,23 @@ def _soft_delete(ctx: TaskContext, family: str, present: set[str], reextracted: 
     store = ctx.tables
     if not store.exists(DOCUMENTS):
         return 0
-    cur = store.read_arrow(DOCUMENTS, ["doc_id", "source_path", "is_deleted", "run_id", "ingested_at"],
-                           where={"source_task": family}).to_pandas()
+    from lakedoc.ingest.extract import EXTRACTOR_VERSION
+
+    cur = store.read_arrow(DOCUMENTS, ["doc_id", "source_path", "depth", "extractor_version", "is_deleted",
+                                       "run_id", "ingested_at"], where={"source_task": family}).to_pandas()
     live = cur[~cur["is_deleted"].fillna(False).astype(bool)]
     gone = ~live["source_path"].isin(present) & ~moved_away(live, moves or {})
     for folder in unlisted_dirs:
         gone &= ~live["source_path"].str.startswith(folder.rstrip("/") + "/")
     stale = live["source_path"].isin(reextracted) & (live["run_id"] != ctx.run_id)
+    # An extraction writes a file's row and all its attachments' rows in one MERGE, with one run_id: a
+    # live attachment whose run_id is not its file's was left by an earlier extraction. Normally the
+    # rule above catches it in the same run; this catches it after a run killed between its MERGE and
+    # this soft delete (the file, unchanged since, is not re-extracted). Only files of the current
+    # extractor version: every row of those was written by one extraction.
+    roots = live[(live["depth"] == 0) & (live["extractor_version"] == EXTRACTOR_VERSION)]
+    root_run = live["source_path"].map(dict(zip(roots["source_path"], roots["run_id"], strict=True)))
+    stale |= (live["depth"] > 0) & root_run.notna() & (live["run_id"] != root_run)
     victim_ids = live.loc[gone | stale, "doc_id"].tolist()
     if not victim_ids:
         return 0
