@@ -45,13 +45,64 @@ def all_strings(value) -> list[str]:
 SPARK_MODE = os.environ.get("LAKEDOC_TEST_SPARK_MODE", "classic")
 
 
+# The driver JVM's own output (its stderr: an OutOfMemoryError, a crash) goes to this file instead of
+# whichever test's captured output was open when it started; the terminal summary shows its end when
+# the JVM had to be restarted or wrote an error.
+JVM_LOG = Path(os.environ.get("LAKEDOC_TEST_JVM_LOG", f"/tmp/lakedoc-tests-jvm-{os.getpid()}.log"))
+JVM_RESTARTS: list[str] = []  # the tests before which a lost driver JVM was started again
+
+
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
+def _spark_config(tmp_path_factory):
     from lakedoc.config import load_config
-    from lakedoc.spark import get_spark
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    return get_spark(load_config("local", sets=[f"spark.warehouse_dir={warehouse}", f"spark.mode={SPARK_MODE}"]))
+    return load_config("local", sets=[f"spark.warehouse_dir={warehouse}", f"spark.mode={SPARK_MODE}"])
+
+
+def live_spark(cfg):
+    """The test session's SparkSession (lakedoc.spark.get_spark: one per process, started again if its
+    JVM is gone), its JVM started with stderr to :data:`JVM_LOG`."""
+    import sys
+
+    from lakedoc import spark as lakedoc_spark
+
+    current = lakedoc_spark._SESSION
+    if current is not None:
+        if lakedoc_spark._alive(current):
+            return lakedoc_spark.get_spark(cfg)
+        JVM_RESTARTS.append(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0])
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(JVM_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(log_fd, 2)  # inherited by the JVM the builder launches now
+        return lakedoc_spark.get_spark(cfg)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log_fd)
+
+
+@pytest.fixture()
+def spark(_spark_config):
+    """The shared local SparkSession (per test, so that a test after a lost JVM gets a live one)."""
+    return live_spark(_spark_config)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if JVM_RESTARTS:
+        terminalreporter.section("Spark driver JVM lost")
+        terminalreporter.write_line(f"the driver JVM was gone and started again before: {', '.join(JVM_RESTARTS)}")
+    if not JVM_LOG.is_file():
+        return
+    text = JVM_LOG.read_text(errors="replace")
+    markers = ("OutOfMemoryError", "A fatal error has been detected", "Exception in thread", "SIGSEGV")
+    if JVM_RESTARTS or any(m in text for m in markers):
+        terminalreporter.section("Spark driver JVM output (errors seen)")
+        terminalreporter.write_line(f"{JVM_LOG}, last 80 lines:")
+        for line in text.splitlines()[-80:]:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

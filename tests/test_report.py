@@ -29,9 +29,13 @@ def _delta(wh: Path, table: str):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, sample_dir, spark):
+def run(tmp_path_factory, sample_dir, _spark_config):
     """One local run of the whole DAG (the bundle's YAML) over a copy of the samples with two PII names."""
+    from conftest import live_spark
+
     from lakedoc.cli import main
+
+    live_spark(_spark_config)  # the test session's one SparkSession, which the run below uses
 
     base = tmp_path_factory.mktemp("report")
     samples = base / "samples"

@@ -1,7 +1,12 @@
-"""Task-slot count read from configuration (Spark Connect safe: no sparkContext)."""
+"""The local session: task slots read from configuration (Spark Connect safe: no sparkContext), and a
+session whose driver JVM died is started again."""
 from __future__ import annotations
 
+import logging
 import os
+
+import pytest
+from conftest import SPARK_MODE
 
 from lakedoc.spark import task_slots
 
@@ -24,3 +29,27 @@ def test_task_slots_follow_the_local_master():
     assert task_slots(_Session("local[1]")) == 1
     assert task_slots(_Session("local")) == 1
     assert task_slots(_Session("local[*]")) == (os.cpu_count() or 1)
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(SPARK_MODE != "classic", reason="kills the classic driver JVM of this process")
+def test_a_session_whose_driver_jvm_died_is_started_again(spark, _spark_config, caplog):
+    """An OutOfMemoryError (Spark exits the driver on one) or a kill ends the JVM; the process's next
+    get_spark starts a new session instead of handing out one whose every call is refused."""
+    from pyspark import SparkContext
+
+    from lakedoc.spark import get_spark
+
+    assert spark.range(5).count() == 5
+    gateway = SparkContext._gateway
+    assert gateway is not None
+    gateway.proc.kill()
+    gateway.proc.wait(timeout=60)
+    with pytest.raises(Exception):  # noqa: B017 - whatever py4j raises for a refused connection
+        spark.range(5).count()
+    with caplog.at_level(logging.WARNING, "lakedoc.spark"):
+        fresh = get_spark(_spark_config)
+    assert fresh is not spark
+    assert fresh.range(7).count() == 7
+    assert "driver JVM exited" in caplog.text
+    assert get_spark(_spark_config) is fresh

@@ -166,7 +166,14 @@ def get_spark(cfg=None):
     from pyspark.sql import SparkSession
 
     if _SESSION is not None:
-        return activate(_SESSION)
+        if _alive(_SESSION):
+            return activate(_SESSION)
+        with _lock:
+            if _SESSION is not None and not _alive(_SESSION):
+                log.warning("the local Spark session of this process is gone (its driver JVM exited or its "
+                            "context was stopped): starting a new one")
+                _forget_classic_session()
+                _SESSION = None
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -211,6 +218,29 @@ def get_spark(cfg=None):
         _SESSION = ConnectSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
         log.info("local Spark Connect server %s on 127.0.0.1:%d; client session connected", master, port)
         return _SESSION
+
+
+def _alive(session) -> bool:
+    """Whether a classic session's driver JVM still answers and its context is not stopped (a Spark
+    Connect client is taken as alive: it reports a lost server on its next call)."""
+    if is_connect(session):
+        return True
+    try:
+        return not session.sparkContext._jsc.sc().isStopped()
+    except Exception:  # noqa: BLE001 - py4j cannot reach the JVM: it is gone
+        return False
+
+
+def _forget_classic_session() -> None:
+    """Drop pyspark's references to a dead driver JVM so that the next builder starts a new one."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    SparkContext._active_spark_context = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
 
 
 def _quiet_connect_server(classic) -> None:
