@@ -122,8 +122,10 @@ def test_crashed_push_resumes_without_duplicates(env, spark, monkeypatch):
     monkeypatch.setattr(lancedb_backend.LanceDBBackend, "upsert", dying)
     run = run_task("index", cfg, spark=spark, tables=store)
     assert run.status == "failed" and "killed" in run.error
-    done = read_state(store, "lancedb", cfg["index"]["name"])
+    state = read_state(store, "lancedb", cfg["index"]["name"])
+    done = {c for c, (h, _) in state.items() if h is not None}
     assert 0 < len(done) < 150
+    assert len(state) == 150, "the slice being pushed was written ahead as pending"
     monkeypatch.setattr(lancedb_backend.LanceDBBackend, "upsert", real)
     res = _index(cfg, store, spark)
     assert res.details["sent"] == 150 - len(done)
@@ -279,3 +281,35 @@ def test_plain_local_folder_is_written_in_place(tmp_path, monkeypatch):
     assert b.work is None and b.count() == 1
     assert (tmp_path / "lance" / "t.lance" / "_versions").is_dir()
     assert lb.needs_staging("/Volumes/main/lakedoc_dev/index/lancedb") is True
+
+
+def test_chunks_a_killed_push_may_have_sent_go_with_their_document(env, spark, monkeypatch):
+    """A run killed after the service took a slice and before index_state recorded it: the slice was
+    written ahead as pending, so when a document of it is deleted before the next run, that run
+    deletes its chunks from the index (before, nothing named them: they stayed searchable)."""
+    from lakedoc import faults
+
+    cfg, store = env
+    corpus = Corpus(n_docs=3, chunks_per_doc=2, seed=3)
+    corpus.write(store, cfg)
+
+    def killed(name: str) -> None:
+        if name == "index.pushed":
+            raise SystemError("killed after the push, before index_state")
+
+    with monkeypatch.context() as m:
+        m.setattr(faults, "point", killed)
+        run = run_task("index", cfg, spark=spark, tables=store)
+    assert run.status == "failed" and "killed after the push" in run.error
+    assert open_backend(cfg).count() == 6, "the service holds the slice"
+    state = read_state(store, "lancedb", cfg["index"]["name"])
+    assert len(state) == 6 and all(h is None for h, _ in state.values()), state
+
+    corpus.deleted.add("doc001")
+    corpus.write(store, cfg, run_id="r2")
+    res = _index(cfg, store, spark)
+    assert res.details["sent"] == 4 and res.details["deleted"] == 2
+    ids = open_backend(cfg).table.to_arrow().column("chunk_id").to_pylist()
+    assert sorted(ids) == ["doc000-0", "doc000-1", "doc002-0", "doc002-1"]
+    state = read_state(store, "lancedb", cfg["index"]["name"])
+    assert set(state) == set(ids) and all(h for h, _ in state.values())

@@ -3,9 +3,11 @@
 1. Build the index documents (:func:`lakedoc.index.documents.index_documents`) with a content hash.
 2. Read ``index_state`` for this backend and index: what was pushed, with which hash.
 3. Send the chunks that are new or whose hash changed (``mergeOrUpload`` keyed by ``chunk_id``), in
-   slices of ``index.batch_size * 20`` chunks collected to the driver; after each slice the chunks the
-   service acknowledged are recorded in ``index_state``. A crashed push therefore resumes where it
-   stopped, and a slice re-sent after a crash overwrites the same keys — nothing is duplicated.
+   slices of ``index.batch_size * 20`` chunks collected to the driver. Each slice is written ahead to
+   ``index_state`` as *pending* (``content_hash`` null: in the index or not), then sent; the chunks the
+   service acknowledged get their hash. A crashed push therefore resumes where it stopped (pending
+   chunks are sent again, and a slice re-sent overwrites the same keys — nothing is duplicated), and
+   a chunk it may have pushed is still named by the state when its document goes before the next run.
 4. Delete from the index the chunks that are in the state but no longer wanted (documents deleted in
    bronze, stale chunks of changed documents), then drop them from the state.
 5. Chunks that failed permanently are not recorded (the next run sends them again) and fail the task
@@ -15,7 +17,7 @@ A re-run with nothing changed sends nothing. ``index.full_refresh`` (or an index
 or recreated for a new vector dimension) ignores the state and sends everything.
 
 ``index_state``: state_key (``backend/index/chunk_id``), chunk_id, doc_id, backend, index_name,
-content_hash, pushed_at, run_id — key ``state_key``, partitioned by ``backend``.
+content_hash (null while pending), pushed_at, run_id — key ``state_key``, partitioned by ``backend``.
 """
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ def state_key(backend: str, index_name: str, chunk_id: str) -> str:
     return f"{backend}/{index_name}/{chunk_id}"
 
 
-def read_state(store, backend: str, index_name: str) -> dict[str, tuple[str, str]]:
-    """chunk_id -> (content_hash, doc_id) of what this backend/index holds according to the state."""
+def read_state(store, backend: str, index_name: str) -> dict[str, tuple[str | None, str]]:
+    """chunk_id -> (content_hash, doc_id) of what this backend/index may hold according to the state
+    (content_hash None: pending, sent by a run that died before the service's answer was recorded)."""
     if not store.exists(INDEX_STATE):
         return {}
     t = store.read_arrow(INDEX_STATE, ["chunk_id", "doc_id", "content_hash"],
@@ -49,14 +52,17 @@ def read_state(store, backend: str, index_name: str) -> dict[str, tuple[str, str
     return {c: (h, doc) for c, h, doc in zip(d["chunk_id"], d["content_hash"], d["doc_id"], strict=True)}
 
 
-def record_pushed(store, backend: str, index_name: str, rows: list[tuple[str, str, str]], run_id: str) -> None:
-    """rows: (chunk_id, doc_id, content_hash) the service acknowledged."""
+def record_pushed(store, backend: str, index_name: str, rows: list[tuple[str, str, str | None]],
+                  run_id: str) -> None:
+    """rows: (chunk_id, doc_id, content_hash) the service acknowledged; content_hash None records them
+    as pending, before they are sent (write-ahead)."""
     if not rows:
         return
     now = datetime.now(timezone.utc)
     data = pa.Table.from_pylist([
         {"state_key": state_key(backend, index_name, c), "chunk_id": c, "doc_id": d, "backend": backend,
-         "index_name": index_name, "content_hash": h, "pushed_at": now, "run_id": run_id} for c, d, h in rows
+         "index_name": index_name, "content_hash": h, "pushed_at": now if h is not None else None,
+         "run_id": run_id} for c, d, h in rows
     ], schema=INDEX_STATE.schema)
     store.merge(INDEX_STATE, data, scope=INDEX_STATE.scope_of(backend))
 
@@ -119,6 +125,8 @@ def run(ctx: TaskContext) -> TaskResult:
                 for s in range(n_slices):
                     part = todo.filter(F.col("slice") == s).drop("slice", "content_hash").toArrow()
                     hashes = {c: wanted[c][0] for c in part.column("chunk_id").to_pylist()}
+                    record_pushed(store, backend.name, ic.name, [(c, wanted[c][1], None) for c in hashes],
+                                  ctx.run_id)  # write-ahead: pending until acknowledged
                     res = backend.upsert(_to_docs(part, ctx.run_id))
                     faults.point("index.pushed")  # crash tests: pushed, not yet in index_state
                     record_pushed(store, backend.name, ic.name,
