@@ -44,6 +44,7 @@ from lakedoc.config_schema import (
     ConfigError,
     EncoderSettings,
     Field,
+    FinetuneSettings,
     IndexSettings,
     IngestSettings,
     InputSettings,
@@ -305,6 +306,10 @@ class Config:
     @property
     def lake(self) -> LakeSettings:
         return self.settings.lake
+
+    @property
+    def finetune(self) -> FinetuneSettings:
+        return self.settings.finetune
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data

@@ -451,6 +451,9 @@ class EncoderSettings(Section):
     max_batch_size: int = setting(128, "most rows in one batch", ge=1)
     sort_by_length: bool = setting(True, "sort texts by token length before batching")
     worker_threads: int = setting(1, "torch threads per Spark Python worker on CPU (0: torch's default)", ge=0)
+    model_uri: str | None = setting(None, "a registered fine-tuned encoder used instead of model: "
+                                          "models:/lakedoc_encoder@champion, models:/NAME/VERSION or a saved "
+                                          "model folder (lakedoc.finetune.registry); null: model as is")
 
 
 class ChunkingSettings(Section):
@@ -559,6 +562,104 @@ class LakeSettings(Section):
     archive: LakeArchiveSettings = _PField(default_factory=LakeArchiveSettings)
 
 
+class LoraSettings(Section):
+    """Section ``finetune.lora``: the LoRA adapters (peft) put on the encoder's linear layers."""
+
+    SECTION: ClassVar[str] = "finetune.lora"
+
+    r: int = setting(8, "adapter rank", ge=1)
+    alpha: int = setting(16, "LoRA alpha (the update is scaled by alpha / r)", ge=1)
+    dropout: float = setting(0.1, "dropout on the adapter input", ge=0.0, le=0.9)
+    target_modules: list[str] = setting(["query", "key", "value", "dense"],
+                                        "module names adapted (BERT-style MiniLM/E5/BGE: query, key, value, dense)")
+
+
+class PbtSettings(Section):
+    """Section ``finetune.pbt``: Ray Tune population-based training (``lakedoc finetune --pbt``). The LoRA
+    rank is structural: searched in the initial population (``ranks``), never perturbed."""
+
+    SECTION: ClassVar[str] = "finetune.pbt"
+
+    num_samples: int = setting(4, "trials in the population", ge=1)
+    perturbation_interval: int = setting(1, "epochs between exploit/explore steps", ge=1)
+    ranks: list[int] = setting([8, 16], "LoRA ranks of the initial population (cycled over the trials)")
+    metric: Literal["val_macro_f1", "val_micro_f1"] = setting("val_macro_f1",
+                                                              "trial metric maximised (never the loss)")
+    gpus_per_trial: float | None = setting(None, "GPUs per trial (null: 1 on a GPU machine, 0 on CPU)", ge=0.0)
+    max_concurrent: int | None = setting(None, "trials run at once (null: as many as resources allow)", ge=1)
+    enabled: bool = setting(False, "the finetune task of job lakedoc_train runs PBT instead of one fit "
+                                   "(job parameter pbt)")
+
+
+class FeedbackSettings(Section):
+    """Section ``finetune.feedback``: reviewer feedback and the GRPO-style update
+    (``lakedoc feedback``, ``lakedoc finetune --from-feedback``)."""
+
+    SECTION: ClassVar[str] = "finetune.feedback"
+
+    reviewer_hash_secret: SecretRef | None = setting({"env": "LAKEDOC_REVIEWER_KEY"},
+                                                     "secret reference of the HMAC key reviewers are hashed with",
+                                                     secret=True)
+    group_size: int = setting(8, "label sets sampled per document (G of the group-relative advantage)", ge=2)
+    clip_eps: float = setting(0.2, "clip range of the probability ratio", ge=0.0, le=1.0)
+    kl_weight: float = setting(0.05, "weight of the KL penalty to the reference model", ge=0.0)
+    learning_rate: float = setting(5e-5, "AdamW learning rate of the policy update", ge=0.0)
+    steps: int = setting(50, "policy update steps", ge=1)
+
+
+class RegistrySettings(Section):
+    """Section ``finetune.registry``: the MLflow model the fine-tuned encoder is registered as."""
+
+    SECTION: ClassVar[str] = "finetune.registry"
+
+    model_name: str = setting("lakedoc_encoder", "registered model name (Unity Catalog: "
+                                                 "<catalog>.<schema>.lakedoc_encoder)")
+    alias: str = setting("champion", "alias of the deployed version")
+    tracking_uri: str | None = setting(None, "null: sqlite under the warehouse locally; 'databricks' on Databricks")
+    registry_uri: str | None = setting(None, "null: the tracking store; 'databricks-uc' on Databricks")
+    experiment: str = setting("/Shared/lakedoc-finetune", "MLflow experiment of registrations and PBT trials")
+    cache_dir: str | None = setting(None, "where encoder.model_uri versions are downloaded for the workers "
+                                          "(null: <tables.warehouse>/_models/registry; Databricks: a volume)")
+
+
+class FinetuneSettings(Section):
+    """Section ``finetune``: LoRA fine-tuning of the dual encoder (``lakedoc finetune``, method
+    ``finetuned``; lakedoc.finetune)."""
+
+    SECTION: ClassVar[str] = "finetune"
+
+    base_model: str | None = setting(None, "encoder fine-tuned (null: encoder.model)")
+    max_seq_length: int = setting(128, "tokens per document/label description in training and scoring", ge=8)
+    batch_size: int = setting(16, "documents per training step", ge=1)
+    eval_batch_size: int = setting(64, "texts per batch when embedding for evaluation/scoring", ge=1)
+    epochs: int = setting(3, "passes over the training documents", ge=1)
+    learning_rate: float = setting(2e-4, "AdamW peak learning rate (after warm-up, cosine decay)", ge=0.0)
+    weight_decay: float = setting(0.01, "AdamW weight decay", ge=0.0)
+    warmup_ratio: float = setting(0.1, "share of the steps with a linear warm-up", ge=0.0, le=1.0)
+    cosine_scale: float = setting(20.0, "logit = scale x cosine (initial value when learn_scale)", ge=0.001)
+    learn_scale: bool = setting(True, "learn the cosine scale (and a per-model bias) with the adapters")
+    contrastive_weight: float = setting(0.1, "weight of the in-batch contrastive term (0: BCE only)", ge=0.0)
+    pos_weight_cap: float = setting(10.0, "cap of the per-label negatives/positives BCE weight", ge=1.0)
+    patience: int = setting(2, "evaluations without a better validation macro-F1 before stopping", ge=1)
+    eval_every: int | None = setting(None, "evaluate every this many steps (null: once per epoch)", ge=1)
+    max_train_minutes: float = setting(30.0, "training time budget (stop reason time_budget)", ge=0.0)
+    validation_fraction: float = setting(0.15, "share of the training documents held out for validation "
+                                               "(method finetuned, lakedoc finetune without --validation)",
+                                         ge=0.0, le=0.9)
+    holdout_labels: list[str] = setting([], "labels kept out of training (scored zero-shot; their F1 is "
+                                            "reported before/after)")
+    output_dir: str | None = setting(None, "where lakedoc finetune saves the model (null: "
+                                           "<tables.warehouse>/_models/finetune)")
+    seed: int = setting(13, "seed of the split, the batches and the adapters' initialisation")
+    device: Literal["auto", "cpu", "cuda", "mps"] | None = setting(None, "null: encoder.device")
+    precision: Literal["auto", "fp32", "fp16"] | None = setting(None, "null: encoder.precision (auto: fp16 "
+                                                                      "autocast on CUDA, fp32 elsewhere)")
+    lora: LoraSettings = _PField(default_factory=LoraSettings)
+    pbt: PbtSettings = _PField(default_factory=PbtSettings)
+    feedback: FeedbackSettings = _PField(default_factory=FeedbackSettings)
+    registry: RegistrySettings = _PField(default_factory=RegistrySettings)
+
+
 class Settings(Section):
     """The whole validated configuration: one model per section."""
 
@@ -574,6 +675,7 @@ class Settings(Section):
     classify: ClassifySettings = _PField(default_factory=ClassifySettings)
     provision: ProvisionSettings = _PField(default_factory=ProvisionSettings)
     lake: LakeSettings = _PField(default_factory=LakeSettings)
+    finetune: FinetuneSettings = _PField(default_factory=FinetuneSettings)
 
 
 def defaults() -> Settings:
@@ -652,4 +754,5 @@ SECTIONS: dict[str, type[Section]] = {
 __all__ = ["ConfigError", "Field", "SCHEMA", "SECTIONS", "Settings", "defaults", "INGEST_FAMILIES",
            "TablesSettings", "InputSettings", "SparkSettings", "IngestSettings", "PiiSettings",
            "NameGazetteerSettings", "IndexSettings", "LanceDBSettings", "AzureSearchSettings",
-           "BaselinesSettings", "EncoderSettings", "ChunkingSettings", "ClassifySettings", "ProvisionSettings"]
+           "BaselinesSettings", "EncoderSettings", "ChunkingSettings", "ClassifySettings", "ProvisionSettings",
+           "FinetuneSettings", "LoraSettings", "PbtSettings", "FeedbackSettings", "RegistrySettings"]

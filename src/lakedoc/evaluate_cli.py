@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from lakedoc.baselines.embedding import EmbeddingLogReg, EmbeddingXGB
     from lakedoc.baselines.tfidf import TfidfLogReg, TfidfXGB
     from lakedoc.classify.zero_shot import ZeroShotMethod
+    from lakedoc.finetune.method import FinetunedMethod
 
     _SPARK_METHODS: tuple[type[methods.SparkMethod], ...] = (TfidfLogReg, TfidfXGB, EmbeddingLogReg, EmbeddingXGB)
-    _METHODS: tuple[type[methods.Method], ...] = (*_SPARK_METHODS, ZeroShotMethod)
+    _METHODS: tuple[type[methods.Method], ...] = (*_SPARK_METHODS, ZeroShotMethod, FinetunedMethod)
 
 
 def format_table(rows: list[dict]) -> str:

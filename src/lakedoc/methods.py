@@ -48,6 +48,7 @@ METHODS: dict[str, str] = {
     "embedding_lr": "lakedoc.baselines.embedding:EmbeddingLogReg",
     "embedding_xgb": "lakedoc.baselines.embedding:EmbeddingXGB",
     "zero_shot": "lakedoc.classify.zero_shot:ZeroShotMethod",
+    "finetuned": "lakedoc.finetune.method:FinetunedMethod",
 }
 
 
