@@ -359,15 +359,16 @@ EVALUATIONS = TableSpec(
 )
 
 INDEX_STATE = TableSpec(
-    "index_state", "what the vector index holds: one row per chunk pushed",
+    "index_state", "what the vector index holds: one row per chunk pushed or being pushed",
     _cols(
         ("state_key", STRING, "`backend/index_name/chunk_id`"),
         ("chunk_id", STRING, "the chunk pushed"),
         ("doc_id", STRING, "its document"),
         ("backend", STRING, "`lancedb` / `azure_search`"),
         ("index_name", STRING, "`index.name`"),
-        ("content_hash", STRING, "SHA-256 of the index document as pushed"),
-        ("pushed_at", TIMESTAMP, "when the service acknowledged it"),
+        ("content_hash", STRING, "SHA-256 of the index document as pushed; null while pending (written "
+                                 "ahead of the push, not yet acknowledged)"),
+        ("pushed_at", TIMESTAMP, "when the service acknowledged it (null while pending)"),
         ("run_id", STRING, "the run that pushed it"),
     ),
     keys=("state_key",), partition_by=("backend",), scope="backend", compare=("content_hash", "doc_id"),
@@ -414,9 +415,30 @@ FILE_MOVES = TableSpec(
     keys=("move_id",), layer="operations",
 )
 
+FEEDBACK = TableSpec(
+    "feedback", "reviewer feedback on predicted labels (`lakedoc feedback add|import`, lakedoc.finetune.feedback), "
+                "the rewards of `lakedoc finetune --from-feedback`",
+    _cols(
+        ("feedback_id", STRING, "SHA-256 (32 hex) of `doc_id`, `label`, `reviewer_hash` and `model_version`: "
+                                "a re-import adds no duplicate"),
+        ("doc_id", STRING, "the document reviewed (`documents_redacted.doc_id`)"),
+        ("label", STRING, "a label of the taxonomy (`classify.taxonomy`)"),
+        ("score", INT, "1 (wrong) .. 5 (right); null when `verdict` is given"),
+        ("verdict", STRING, "`accept` or `reject`; null when `score` is given"),
+        ("reviewer_hash", STRING, "HMAC-SHA256 of the reviewer id keyed with "
+                                  "`finetune.feedback.reviewer_hash_secret`; the id itself is never stored"),
+        ("model_version", STRING, "the model whose prediction was reviewed (`\"\"` when not given)"),
+        ("source", STRING, "`cli` (`lakedoc feedback add`) or `import` (`lakedoc feedback import`)"),
+        ("created_at", TIMESTAMP, "when the feedback was recorded (UTC)"),
+        RUN_ID,
+    ),
+    keys=("feedback_id",), compare=("score", "verdict"), layer="gold",
+    notes="A reviewer's new score for the same document, label and model version updates the row.",
+)
+
 TABLES: dict[str, TableSpec] = {t.name: t for t in (
     DOCUMENTS, DOCUMENTS_REDACTED, PII_FINDINGS, CHUNKS, EMBEDDINGS, PREDICTIONS, CLASSIFICATION_SKIPPED,
-    CLASSIFY_STATE, CHUNK_STATE, EVALUATIONS, INDEX_STATE, PIPELINE_RUNS, FILE_MOVES,
+    CLASSIFY_STATE, CHUNK_STATE, EVALUATIONS, INDEX_STATE, PIPELINE_RUNS, FILE_MOVES, FEEDBACK,
 )}
 """Every table, by name."""
 
@@ -525,8 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = ["VOLATILE_COLUMNS", "TableSpec", "Column", "TABLES", "DOCUMENTS", "DOCUMENTS_REDACTED", "PII_FINDINGS",
            "CHUNKS",
            "EMBEDDINGS", "PREDICTIONS", "CLASSIFICATION_SKIPPED", "CLASSIFY_STATE", "CHUNK_STATE", "EVALUATIONS",
-           "INDEX_STATE", "PIPELINE_RUNS", "UNIT", "FINDING", "VECTOR", "spec", "table_name", "merge_options",
-           "spark_type", "ddl_of", "tables_doc", "write_docs"]
+           "INDEX_STATE", "PIPELINE_RUNS", "FEEDBACK", "UNIT", "FINDING", "VECTOR", "spec", "table_name",
+           "merge_options", "spark_type", "ddl_of", "tables_doc", "write_docs"]
 
 
 if __name__ == "__main__":  # pragma: no cover
