@@ -106,10 +106,22 @@ def test_clusters_run_the_lts_ml_runtime_of_the_table():
             bundle.variables(target)["spark_version"] == runtime["spark_version"]["cpu"]
     for c in clusters.values():
         assert c["data_security_mode"] == "SINGLE_USER"  # xgboost.spark and the ML runtime: dedicated mode
-    # the ML runtime ships xgboost: no task installs it (or anything else) from an index
-    for job in bundle.jobs.values():
+    # the ML runtime ships xgboost: no task installs it (or anything else) from an index -- except the
+    # training job, which installs the part of the wheel's `train` extra the runtime lacks (peft)
+    import tomllib
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
+    missing = {(Requirement(r).name, Requirement(r).specifier) for r in extra
+               if Requirement(r).name not in runtime["libraries"]}
+    for key, job in bundle.jobs.items():
         for t in job["tasks"]:
-            assert all(set(lib) == {"whl"} for lib in t.get("libraries", [])), t["task_key"]
+            libs = t.get("libraries", [])
+            assert any(set(lib) == {"whl"} for lib in libs), t["task_key"]
+            pypi = {(Requirement(lib["pypi"]["package"]).name, Requirement(lib["pypi"]["package"]).specifier)
+                    for lib in libs if "pypi" in lib}
+            assert all(set(lib) <= {"whl", "pypi"} for lib in libs), t["task_key"]
+            assert pypi == (missing if key == "lakedoc_train" else set()), (key, t["task_key"], pypi)
 
 
 def test_gpu_cluster_shares_each_gpu_between_a_few_tasks():
@@ -126,7 +138,7 @@ REQUIRED = {"service_principal", "job_owner_group", "job_viewer_group", "search_
 def _unassigned(cfg: dict, target: str) -> set[str]:
     """What the CLI reports as "no value assigned to required variable": every declared variable
     needs a default or a value in the target, whether the target uses it or not."""
-    assigned = set((cfg["targets"][target].get("variables") or {}))
+    assigned = set(cfg["targets"][target].get("variables") or {})
     return {k for k, v in cfg["variables"].items()
             if "default" not in (v or {}) and "lookup" not in (v or {}) and k not in assigned}
 
@@ -186,7 +198,7 @@ def test_catalog_schema_and_secrets_reach_the_clusters():
         # the schema resource's real name: in development mode it carries the per-user prefix
         assert env["LAKEDOC__TABLES__SCHEMA"] == "${resources.schemas.lakedoc.name}"
         assert env["LAKEDOC_TARGET"] == "${bundle.target}"
-        if job == "lakedoc":
+        if job in ("lakedoc", "lakedoc_train"):
             assert env["HF_HUB_OFFLINE"] == "1"
         else:
             assert "HF_HUB_OFFLINE" not in env, "the provisioning cluster downloads from the hub"
@@ -289,3 +301,36 @@ def test_dashboard_is_a_bundle_resource_over_the_pipeline_tables():
     assert len(charts) >= 6
     for w in charts:
         assert all(q["query"]["datasetName"] in datasets for q in w["queries"]), w["name"]
+
+
+def test_train_job_chains_finetune_evaluate_register_promote():
+    """Job lakedoc_train: manual (its weekly schedule is deployed PAUSED in every target), on a GPU job
+    cluster of the bundle's gpu variables, tasks finetune -> evaluate -> register -> promote_if_better
+    through the pipeline's own entry point and task registry; `lakedoc run --job lakedoc_train` reads it."""
+    bundle = load_bundle(ROOT)
+    job = bundle.jobs["lakedoc_train"]
+    assert bundle.job_files["lakedoc_train"].name == "train.job.yml"
+    assert next(iter(bundle.jobs)) == "lakedoc", "`lakedoc run` without --job still runs the pipeline"
+    assert job["schedule"]["pause_status"] == "PAUSED" and "? * SUN" in job["schedule"]["quartz_cron_expression"]
+    assert "trigger" not in job and "continuous" not in job
+    assert job["max_concurrent_runs"] == 1
+    (cluster,) = job["job_clusters"]
+    c = cluster["new_cluster"]
+    assert (c["spark_version"], c["node_type_id"], c["num_workers"]) == (
+        "${var.gpu_spark_version}", "${var.gpu_node_type}", "${var.gpu_workers}")
+    assert c["spark_conf"]["spark.task.resource.gpu.amount"] == "1", "Ray on Spark: one worker (trial) per GPU"
+    assert {p["name"]: p["default"] for p in job["parameters"]} == {"pbt": "false"}
+    for target in ("local", "dev", "prod"):
+        context = substitution_context(bundle, target, "lakedoc_train", run_id="42")
+        specs = task_specs(bundle, "lakedoc_train", context)
+        assert [(s.key, s.depends_on) for s in specs] == [
+            ("finetune", []), ("evaluate", ["finetune"]), ("register", ["evaluate"]),
+            ("promote_if_better", ["register"])]
+        for s in specs:
+            assert callable(load_entry_point(s.python_file))
+            args = _task_parser().parse_args(s.parameters)
+            assert args.task == s.key and args.task in REGISTRY and args.target == target
+            assert args.run_id == "42", "the tasks of one run share its run folder"
+        assert _task_parser().parse_args(specs[0].parameters).set == ["finetune.pbt.enabled=false"]
+    context = substitution_context(bundle, "dev", "lakedoc_train", run_id="1", pbt="true")
+    assert "finetune.pbt.enabled=true" in task_specs(bundle, "lakedoc_train", context)[0].parameters

@@ -29,6 +29,8 @@ COMMAND_MODULES: list[str] = [
     "lakedoc.index.evaluate_search",
     "lakedoc.lake.land",
     "lakedoc.lake.archive",
+    "lakedoc.finetune.feedback",
+    "lakedoc.finetune.cli",
 ]
 
 

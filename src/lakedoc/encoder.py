@@ -59,6 +59,12 @@ def resolve_model(name: str) -> tuple[str, str]:
             ) from None
         return str(path), canonical
     name = local_path(name)
+    marker = os.path.join(name, "lakedoc_model.json")  # a registered fine-tuned model, resolved
+    if os.path.isfile(marker):
+        import json
+
+        with open(marker, encoding="utf-8") as f:
+            return name, str(json.load(f)["model_id"])
     return name, name
 
 
@@ -239,13 +245,37 @@ class Encoder:
         return out
 
 
+# What resolves ``encoder.model_uri`` to a local model folder: ``"module:function(cfg, uri) -> path"``,
+# imported when a model_uri is set, so that the encoder imports no model registry (the registry builds
+# on the encoder).
+MODEL_URI_RESOLVER = "lakedoc.finetune.registry:merged_encoder_folder"
+
 _CACHE: dict[EncoderSettings, Encoder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_encoder(cfg: Any) -> Encoder:
-    """The process-wide :class:`Encoder` for ``cfg`` (a Config, its ``encoder`` section or settings)."""
+def encoder_settings(cfg: Any) -> EncoderSettings:
+    """``EncoderSettings.from_config(cfg)``, with ``encoder.model_uri`` (a registered fine-tuned model)
+    resolved to the local folder of its merged encoder — on the driver: it may ask the MLflow registry
+    and download (:func:`lakedoc.finetune.registry.resolve`). Settings without ``model_uri`` come back
+    unchanged; workers get the resolved settings (``model`` a folder, ``model_uri`` None)."""
     settings = EncoderSettings.from_config(cfg)
+    if not settings.model_uri:
+        return settings
+    if not hasattr(cfg, "tables"):
+        raise ValueError("encoder.model_uri is resolved with the whole configuration (the registry's stores), "
+                         "not the encoder section alone")
+    import importlib
+
+    module, func = MODEL_URI_RESOLVER.split(":")
+    folder = getattr(importlib.import_module(module), func)(cfg, settings.model_uri)
+    return settings.model_copy(update={"model": str(folder), "model_uri": None})
+
+
+def get_encoder(cfg: Any) -> Encoder:
+    """The process-wide :class:`Encoder` for ``cfg`` (a Config, its ``encoder`` section or settings);
+    with ``encoder.model_uri`` the registered fine-tuned model (:func:`encoder_settings`)."""
+    settings = encoder_settings(cfg)
     enc = _CACHE.get(settings)
     if enc is None:
         with _CACHE_LOCK:
@@ -269,8 +299,8 @@ def text_hash(text: str) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:32]
 
 
-__all__ = ["Encoder", "EncoderSettings", "get_encoder", "plan_batches", "padded_tokens", "resolve_model",
-           "local_path", "pick_device", "configure_worker_threads", "text_hash", "PACKAGED_MODELS"]
+__all__ = ["Encoder", "EncoderSettings", "encoder_settings", "get_encoder", "plan_batches", "padded_tokens",
+           "resolve_model", "local_path", "pick_device", "configure_worker_threads", "text_hash", "PACKAGED_MODELS"]
 
 
 def _main() -> None:  # pragma: no cover - manual smoke test

@@ -38,6 +38,11 @@ REGISTRY: dict[str, str] = {
     "report": "lakedoc.report.stage:run",
     "archive_inputs": "lakedoc.lake.archive:run",
     "provision_models": "lakedoc.provision:run",
+    # job lakedoc_train (jobs/train.job.yml): fine-tune -> evaluate -> register -> promote if better
+    "finetune": "lakedoc.finetune.tasks:run_finetune_task",
+    "evaluate": "lakedoc.finetune.tasks:run_evaluate_task",
+    "register": "lakedoc.finetune.tasks:run_register_task",
+    "promote_if_better": "lakedoc.finetune.tasks:run_promote_task",
 }
 
 

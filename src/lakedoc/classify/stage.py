@@ -20,6 +20,13 @@
 ``embed`` (after ``baselines``, GPU cluster): re-chunks documents whose chunks are missing or stale
 (``chunk_state``) and encodes exactly the chunks that have no embedding for the configured model and
 prefix scheme with the chunk's current text hash. After ``classify`` it is a no-op.
+
+With ``encoder.model_uri`` (a registered fine-tuned encoder, ``models:/lakedoc_encoder@champion``) both
+tasks resolve it once on the driver (:func:`lakedoc.finetune.registry.resolve`: a local folder) and the
+workers load the merged encoder and the model's label-vector cache from that folder; ``classify`` then
+scores ``sigmoid(scale * cos + bias)`` with the model's thresholds and writes method ``finetuned`` with
+model ``models:/<name>/<version>`` (the rows of the method it no longer writes are removed). Without it,
+nothing changes.
 """
 from __future__ import annotations
 
@@ -83,6 +90,16 @@ class Plan:
         self.run_id = run_id
         self.encoder = EncoderSettings.from_config(cfg)
         c = ClassifySettings.from_config(cfg)
+        # encoder.model_uri: a registered fine-tuned model, resolved (and downloaded) here on the driver;
+        # the workers get only the local folder (lakedoc.finetune.registry)
+        self.method = METHOD
+        self.registered: str | None = None
+        if self.encoder.model_uri:
+            from lakedoc.finetune.registry import METHOD as FINETUNED, resolve
+
+            res = resolve(cfg, self.encoder.model_uri)
+            self.encoder = self.encoder.model_copy(update={"model": str(res.merged), "model_uri": None})
+            self.registered, self.method = str(res.folder), FINETUNED
         _, self.model_id = resolve_model(self.encoder.model)
         s = self.encoder
         self.prefix_scheme = f"{s.prefix_scheme}|q={s.query_prefix}|p={s.passage_prefix}"
@@ -94,7 +111,18 @@ class Plan:
         self.taxonomy: Taxonomy | None = None
         self.write_embeddings = c.write_embeddings or not classify
         self.min_words = c.min_words
-        if classify:
+        if classify and self.registered:
+            from lakedoc.finetune.registry import scorer
+
+            self.scoring = ScoringSettings.from_config(cfg)
+            # the registered model's labels, label-vector cache, scale, bias and tuned thresholds
+            self.thresholds = scorer(self.registered, self.scoring.aggregation, self.scoring.top_k).thresholds
+            self.classify_signature = _hash(
+                self.chunk_signature, self.model_id, self.scoring.aggregation, str(self.scoring.top_k),
+                str(self.min_words), json.dumps([self.thresholds.global_threshold,
+                                                 sorted(self.thresholds.per_label.items()),
+                                                 self.thresholds.at_least_one]))
+        elif classify:
             self.taxonomy = load_taxonomy(cfg.resolve_path(c.taxonomy))
             self.scoring = ScoringSettings.from_config(cfg)
             path = cfg.resolve_path(c.thresholds_file) if c.thresholds_file else None
@@ -116,6 +144,10 @@ _SCORERS: dict[tuple, Any] = {}
 def _scorer(plan: Plan, encoder):
     from lakedoc.classify.zero_shot import ZeroShotScorer
 
+    if plan.registered:  # per Python worker: the label cache of the resolved folder
+        from lakedoc.finetune.registry import scorer
+
+        return scorer(plan.registered, plan.scoring.aggregation, plan.scoring.top_k)
     assert plan.taxonomy is not None, "a scorer is only built for a classifying plan"
     key = (plan.encoder, plan.taxonomy.hash(), plan.scoring, plan.chunking)
     if key not in _SCORERS:
@@ -222,12 +254,31 @@ def _forget_documents(ctx: TaskContext, ok_ids: set[str], plan: Plan) -> int:
     ids = sorted(gone)
     for table in (CHUNKS, EMBEDDINGS, SKIPPED):
         store.delete_where(table, "doc_id", ids)
-    store.delete_where(PREDICTIONS, "doc_id", ids, scope=PREDICTIONS.scope_of(METHOD))
+    store.delete_where(PREDICTIONS, "doc_id", ids, scope=PREDICTIONS.scope_of(plan.method))
     for table in (CHUNK_STATE, CLASSIFY_STATE):  # last: the state names what a killed run left to delete
         store.delete_where(table, "doc_id", ids)
     ctx.log.info("%d document(s) left the ok set of %s: their chunks, embeddings and zero-shot "
                  "predictions were removed", len(ids), REDACTED)
     return len(ids)
+
+
+def _drop_other_method(ctx: TaskContext, plan: Plan) -> int:
+    """The classify task writes one method: ``zero_shot`` (the configured encoder) or ``finetuned``
+    (``encoder.model_uri``). After a switch the other one's predictions and skip rows would go stale
+    (nothing updates them any more): they are removed."""
+    from lakedoc.finetune.registry import METHOD as FINETUNED
+
+    other = FINETUNED if plan.method == METHOD else METHOD
+    store, removed = ctx.tables, 0
+    for table in (PREDICTIONS, SKIPPED):
+        if not store.exists(table):
+            continue
+        ids = sorted(set(store.read_arrow(table, ["doc_id"], where={"method": other}).column("doc_id").to_pylist()))
+        if ids:
+            removed += store.delete_where(table, "doc_id", ids, scope=table.scope_of(other))
+    if removed:
+        ctx.log.info("classify now writes method %s: removed %d row(s) of method %s", plan.method, removed, other)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -265,9 +316,10 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
     if plan.classify:
         preds = (out.filter(F.col("outcome") == "classified")
                  .select("doc_id", F.explode("predictions").alias("p"))
-                 .select("doc_id", "p.label", "p.score", "p.predicted", "p.threshold", lit(METHOD).alias("method"),
-                         lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")))
-        r = store.merge(PREDICTIONS, preds, scope=PREDICTIONS.scope_of(METHOD),
+                 .select("doc_id", "p.label", "p.score", "p.predicted", "p.threshold",
+                         lit(plan.method).alias("method"), lit(plan.model_id).alias("model"),
+                         lit(run_id).alias("run_id")))
+        r = store.merge(PREDICTIONS, preds, scope=PREDICTIONS.scope_of(plan.method),
                         replace_within=PREDICTIONS.replace_within)
         details["predictions"] = {"written": r.written, "deleted": r.deleted, "unchanged": r.unchanged}
         skipped = out.filter(F.col("outcome") == "skipped")
@@ -275,12 +327,12 @@ def _write_outputs(ctx: TaskContext, out, plan: Plan, dimension_hint: int | None
         classified_ids = [x["doc_id"] for x in out.filter(F.col("outcome") == "classified")
                           .select("doc_id").toArrow().to_pylist()]
         if skipped_ids:
-            store.merge(SKIPPED, skipped.select("doc_id", lit(METHOD).alias("method"), "reason", "word_count",
+            store.merge(SKIPPED, skipped.select("doc_id", lit(plan.method).alias("method"), "reason", "word_count",
                                                 lit(plan.model_id).alias("model"), lit(run_id).alias("run_id")),
-                        scope=SKIPPED.scope_of(METHOD))
-            store.delete_where(PREDICTIONS, "doc_id", skipped_ids, scope=PREDICTIONS.scope_of(METHOD))
+                        scope=SKIPPED.scope_of(plan.method))
+            store.delete_where(PREDICTIONS, "doc_id", skipped_ids, scope=PREDICTIONS.scope_of(plan.method))
         if classified_ids:
-            store.delete_where(SKIPPED, "doc_id", classified_ids, scope=SKIPPED.scope_of(METHOD))
+            store.delete_where(SKIPPED, "doc_id", classified_ids, scope=SKIPPED.scope_of(plan.method))
         state = out.select("doc_id", "input_hash", "outcome", "n_chunks", lit(plan.model_id).alias("model"),
                            lit(run_id).alias("run_id"))
         store.merge(CLASSIFY_STATE, state)
@@ -299,6 +351,7 @@ def _run(ctx: TaskContext, classify: bool) -> TaskResult:
     ok_ids = _ok_ids(docs)
     forgotten = _forget_documents(ctx, ok_ids, plan)
     if classify:
+        _drop_other_method(ctx, plan)
         todo = _pending(ctx, docs, CLASSIFY_STATE, "input_hash")
     else:
         todo = _pending(ctx, docs, CHUNK_STATE, "chunk_hash")
@@ -308,6 +361,7 @@ def _run(ctx: TaskContext, classify: bool) -> TaskResult:
     details: dict[str, Any] = {"ok_documents": len(ok_ids), "processed": n_todo, "forgotten": forgotten,
                                "model": plan.model_id, "prefix_scheme": plan.prefix_scheme}
     if classify:
+        details["method"] = plan.method
         details["thresholds"] = plan.thresholds.source or f"default {plan.thresholds.global_threshold}"
     rows_out = 0
     if n_todo:

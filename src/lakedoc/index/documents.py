@@ -27,7 +27,12 @@ def model_identity(cfg: Any) -> tuple[str, str]:
     from lakedoc.encoder import resolve_model
 
     s = EncoderSettings.from_config(cfg)
-    _, model_id = resolve_model(s.model)
+    if s.model_uri:  # a registered fine-tuned encoder: its models:/NAME/VERSION id, nothing downloaded
+        from lakedoc.finetune.registry import resolve
+
+        model_id = resolve(cfg, s.model_uri, download=False).model_id
+    else:
+        _, model_id = resolve_model(s.model)
     return model_id, f"{s.prefix_scheme}|q={s.query_prefix}|p={s.passage_prefix}"
 
 
