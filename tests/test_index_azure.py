@@ -87,8 +87,10 @@ def test_permanent_failures_fail_the_task_and_are_sent_next_run(env, spark, svc)
     run = _run(cfg, store, spark)
     assert run.status == "failed"
     assert "2 chunk(s) failed permanently" in run.error and "doc001-0" in run.error and "HTTP 400" in run.error
-    assert set(read_state(store, "azure_search", INDEX)) == {c["chunk_id"] for c in corpus.chunks} - {
+    state = read_state(store, "azure_search", INDEX)
+    assert {c for c, (h, _) in state.items() if h} == {c["chunk_id"] for c in corpus.chunks} - {
         "doc001-0", "doc002-2"}
+    assert state["doc001-0"][0] is None, "a chunk that failed stays pending: sent again by the next run"
     assert len(svc.documents(INDEX)) == 10
     again = _run(cfg, store, spark)
     assert again.status == "succeeded" and again.result.details["sent"] == 2

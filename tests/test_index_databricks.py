@@ -84,7 +84,7 @@ def test_permanent_failures_and_bounded_retries(env, spark, svc):
     run = _run(cfg, store, spark)
     assert run.status == "failed" and "doc001-0" in run.error
     assert len(svc.rows(INDEX)) == 11
-    assert "doc001-0" not in read_state(store, "databricks_ai_search", "lakedoc-test")
+    assert read_state(store, "databricks_ai_search", "lakedoc-test")["doc001-0"][0] is None  # pending, not pushed
     svc.inject(*[Fault(status=503) for _ in range(10)])
     before = svc.state.requests["upsert"]
     run = _run(cfg, store, spark)
