@@ -149,8 +149,6 @@ def test_adversarial_feedback_is_rejected_by_the_gate(reuters, current, tmp_path
     rc = main(["finetune", "--from-feedback", "--model", str(current_dir), "--test", str(validation),
                *[a for kv in sets for a in ("--set", kv)]])
     out = capsys.readouterr().out
-    with capsys.disabled():
-        print(out)
     assert rc == EXIT_REJECTED, out
     assert "REJECTED by the gate" in out and "the current model is unchanged" in out
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in current_dir.rglob("*") if p.is_file()}
