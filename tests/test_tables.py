@@ -257,3 +257,16 @@ def test_a_spec_brings_keys_partitioning_and_compared_columns(store):
     assert store.read_arrow(spec, ["text"]).column("text").to_pylist() == ["y"]
     with pytest.raises(ValueError, match="give the keys"):
         store.merge("specced", data)  # a plain name takes nothing from the registry
+
+
+@pytest.mark.spark
+def test_open_store_takes_the_process_session_for_unity_catalog(spark):
+    """Commands that open the configured store (feedback, archive, report, finetune --from-feedback) pass no
+    session: the unity_catalog backend takes the process's one."""
+    from lakedoc.config import load_config
+    from lakedoc.tables import UnityCatalogStore, open_store
+
+    cfg = load_config("local", environ={}, sets=["tables.backend=unity_catalog", "tables.catalog=spark_catalog",
+                                                 "tables.schema=lakedoc_open_store"])
+    store = open_store(cfg)
+    assert isinstance(store, UnityCatalogStore) and store.spark is spark

@@ -613,11 +613,14 @@ def _compare_columns_spark(df, keys, compare):
 
 
 def open_store(cfg: Config, spark=None) -> TableStore:
-    """The configured backend (``tables.backend``)."""
+    """The configured backend (``tables.backend``). The ``unity_catalog`` backend writes with Spark SQL:
+    without ``spark`` it takes the process's session (:func:`lakedoc.spark.get_spark`)."""
     t = cfg.tables
     if t.backend == "unity_catalog":
         if spark is None:
-            raise RuntimeError("the unity_catalog backend needs a SparkSession")
+            from lakedoc.spark import get_spark
+
+            spark = get_spark(cfg)
         return UnityCatalogStore(spark, t.catalog, t.schema_)
     return LocalDeltaStore(cfg.resolve_path(t.warehouse), spark)
 

@@ -313,18 +313,13 @@ def _context(args) -> tuple[Any, Any, list[str] | None]:
     if args.warehouse:
         sets.append(f"tables.warehouse={Path(args.warehouse).resolve()}")
     cfg = load_config(args.target, user_file=args.config, sets=sets)
-    spark = None
-    if cfg.tables.backend == "unity_catalog":
-        from lakedoc.spark import get_spark
-
-        spark = get_spark(cfg)
     labels = None
     if not args.any_label:
         from lakedoc.classify.taxonomy import load_taxonomy
 
         tax = args.taxonomy or cfg.resolve_path(cfg.classify.taxonomy)
         labels = load_taxonomy(tax).names
-    return cfg, open_store(cfg, spark), labels
+    return cfg, open_store(cfg), labels
 
 
 def cmd_add(args) -> int:

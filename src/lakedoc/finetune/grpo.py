@@ -442,12 +442,7 @@ def run_from_feedback(cfg: Any, args: Any) -> int:
             raise GrpoError(f"--out {folder} is the current model: the candidate goes to a new folder")
         if (folder / "meta.json").exists():
             raise GrpoError(f"--out {folder} already holds a model: the candidate goes to a new folder")
-        spark = None
-        if cfg.tables.backend == "unity_catalog":
-            from lakedoc.spark import get_spark
-
-            spark = get_spark(cfg)
-        store = open_store(cfg, spark)
+        store = open_store(cfg)
         fb = targets(load_feedback(store), set(current.label_names), getattr(args, "model_version", None))
         if not fb:
             raise GrpoError("the feedback table has no feedback on a label of the model "

@@ -280,12 +280,7 @@ def cmd_archive(args) -> int:
     if args.warehouse:
         sets.append(f"tables.warehouse={Path(args.warehouse).resolve()}")
     cfg = load_config(args.target, user_file=args.config, sets=sets)
-    spark = None
-    if cfg.tables.backend == "unity_catalog":
-        from lakedoc.spark import get_spark
-
-        spark = get_spark(cfg)
-    tables = open_store(cfg, spark)
+    tables = open_store(cfg)
     input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg.input.path)
     summary = archive(LakeSettings.from_config(cfg), tables, input_path, new_run_id(), dry_run=args.dry_run)
     print(summary.format())

@@ -49,9 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 2
         store = LocalDeltaStore(wh)  # read through delta-rs: no Spark needed
     else:
-        from lakedoc.spark import get_spark
-
-        store = open_store(cfg, get_spark(cfg))
+        store = open_store(cfg)
     retrieval = json.loads(Path(args.search_metrics).read_text()) if args.search_metrics else None
     try:
         run_id = args.run_id or latest_run_id(store)
