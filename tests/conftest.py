@@ -112,3 +112,16 @@ def sample_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("samples")
     generate_samples(d)
     return d
+
+
+@pytest.fixture()
+def no_leftover_log_handlers():
+    """``lakedoc.cli.main`` adds a stderr handler to the root logger (bound to pytest's captured stream
+    of that test): take it away again, so later tests do not log into a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for h in [h for h in root.handlers if h not in before]:
+        root.removeHandler(h)

@@ -1,8 +1,12 @@
-"""Tiny fine-tuning inputs shared by tests/test_registry.py and tests/test_pbt.py: the seeded synthetic
-corpus of the local DAG (lakedoc.baselines.synthetic, 8 Reuters-style topics), its labels with the
-descriptions of the Reuters taxonomy, and settings small enough for 2 CPU cores (24 tokens per text,
-rank-4 adapters, one or two epochs)."""
+"""Tiny fine-tuning inputs shared by the fine-tuning tests: the seeded synthetic corpus of the local DAG
+(lakedoc.baselines.synthetic, 8 Reuters-style topics; tests/test_registry.py, tests/test_pbt.py), its
+labels with the descriptions of the Reuters taxonomy, settings small enough for 2 CPU cores (24 tokens
+per text, rank-4 adapters, one or two epochs), and single-label Reuters stories out of ../shared
+(tests/test_finetune.py, tests/test_grpo.py)."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from lakedoc.baselines.synthetic import generate
 from lakedoc.config_schema import FinetuneSettings, LoraSettings
@@ -31,3 +35,16 @@ def settings(**kw) -> FinetuneSettings:
                 lora=LoraSettings(r=4, alpha=8, dropout=0.0))
     base.update(kw)
     return FinetuneSettings(**base)
+
+
+def reuters_single_label(path: Path, labels: list[str], per_label: int) -> dict[str, list[dict]]:
+    """label -> the first ``per_label`` stories of the Reuters JSONL at ``path`` that carry exactly one of
+    ``labels`` (the others dropped) and at least 30 words, in file order (deterministic)."""
+    out: dict[str, list[dict]] = {lab: [] for lab in labels}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            labs = [lab for lab in r["labels"] if lab in labels]
+            if len(labs) == 1 and len(r["text"].split()) >= 30 and len(out[labs[0]]) < per_label:
+                out[labs[0]].append({"doc_id": r["doc_id"], "text": r["text"], "labels": labs})
+    return out

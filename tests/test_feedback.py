@@ -28,21 +28,9 @@ from lakedoc.schema import FEEDBACK, TABLES
 from lakedoc.tables import LocalDeltaStore
 
 KEY = b"test-reviewer-key-0123456789"
+pytestmark = pytest.mark.usefixtures("no_leftover_log_handlers")  # lakedoc.cli.main adds one
 LABELS = ["earn", "acq", "grain", "crude"]
 REVIEWERS = ["alice.smith@example.com", "bob-7731"]
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_log_handlers():
-    """``lakedoc.cli.main`` adds a stderr handler to the root logger (bound to pytest's captured stream
-    of that test): take it away again, so later tests do not log into a closed stream."""
-    import logging
-
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in [h for h in root.handlers if h not in before]:
-        root.removeHandler(h)
 
 
 @pytest.fixture

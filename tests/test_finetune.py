@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from conftest import shared_path
+from finetune_data import reuters_single_label
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -40,15 +41,8 @@ def _settings(**kw) -> FinetuneSettings:
 @pytest.fixture(scope="module")
 def reuters() -> dict[str, list[dict]]:
     """Stories with exactly one of LABELS (other labels dropped), split per label, deterministic."""
-    path = shared_path("datasets", "reuters21578", "train.jsonl")
-    per_label: dict[str, list[dict]] = {lab: [] for lab in LABELS}
-    need = sum(PER_LABEL.values())
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            labs = [lab for lab in r["labels"] if lab in LABELS]
-            if len(labs) == 1 and len(r["text"].split()) >= 30 and len(per_label[labs[0]]) < need:
-                per_label[labs[0]].append({"doc_id": r["doc_id"], "text": r["text"], "labels": labs})
+    per_label = reuters_single_label(shared_path("datasets", "reuters21578", "train.jsonl"), LABELS,
+                                     sum(PER_LABEL.values()))
     parts: dict[str, list[dict]] = {k: [] for k in PER_LABEL}
     for docs in per_label.values():
         start = 0

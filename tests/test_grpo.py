@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import shared_path
+from finetune_data import reuters_single_label
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -46,34 +47,15 @@ DESCRIPTIONS = {
 # stories per label (exactly one of LABELS each), by position in the file: disjoint parts
 PARTS = {"calibration": (0, 4), "validation": (4, 20), "feedback": (20, 24), "pool": (40, 80), "anchors": (80, 86)}
 KEY = b"grpo-test-reviewer-key"
+pytestmark = pytest.mark.usefixtures("no_leftover_log_handlers")  # lakedoc.cli.main adds one
 MAX_SEQ = 32
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_log_handlers():
-    """``lakedoc.cli.main`` adds a stderr handler to the root logger (bound to pytest's captured stream
-    of that test): take it away again, so later tests do not log into a closed stream."""
-    import logging
-
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in [h for h in root.handlers if h not in before]:
-        root.removeHandler(h)
 
 
 @pytest.fixture(scope="module")
 def reuters() -> dict[str, list[dict]]:
     """Stories with exactly one of LABELS, split per label into the parts of PARTS (deterministic)."""
-    path = shared_path("datasets", "reuters21578", "train.jsonl")
-    need = max(hi for _, hi in PARTS.values())
-    per_label: dict[str, list[dict]] = {lab: [] for lab in LABELS}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            labs = [lab for lab in r["labels"] if lab in LABELS]
-            if len(labs) == 1 and len(r["text"].split()) >= 30 and len(per_label[labs[0]]) < need:
-                per_label[labs[0]].append({"doc_id": r["doc_id"], "text": r["text"], "labels": labs})
+    per_label = reuters_single_label(shared_path("datasets", "reuters21578", "train.jsonl"), LABELS,
+                                     max(hi for _, hi in PARTS.values()))
     return {part: [d for lab in LABELS for d in per_label[lab][lo:hi]] for part, (lo, hi) in PARTS.items()}
 
 
