@@ -293,3 +293,45 @@ def test_attachments_a_killed_run_left_live_are_deleted_by_the_next_run(spark, t
     df = docs(wh)
     dropped = df[df.file_name == "drop.txt"].iloc[0]
     assert dropped.is_deleted and dropped.deleted_at is not None and "Maize" in dropped.text  # kept, marked
+
+
+def test_files_are_packed_into_size_aware_units_heaviest_first():
+    from lakedoc.ingest.stage import PER_FILE_COST_BYTES, pack_files
+
+    mb = 2**20
+    sizes = [600 * mb, 5 * mb, 4 * mb, 3 * mb, 2 * mb, 1 * mb, 0, 0]
+    units = pack_files(sizes, 3)
+    assert len(units) == len(sizes) and set(units) == {0, 1, 2}
+    assert units[0] == 0  # the big file is alone in the heaviest unit, which runs first
+    assert units.count(0) == 1
+    load = [sum(s + PER_FILE_COST_BYTES for s, u in zip(sizes, units) if u == k) for k in range(3)]
+    assert load == sorted(load, reverse=True)
+    assert max(load[1:]) - min(load[1:]) <= 2 * mb + PER_FILE_COST_BYTES  # the rest spread evenly
+    assert pack_files([7, 7], 5) == [0, 1]  # never more units than files
+    assert pack_files([], 4) == []
+
+
+def test_each_work_unit_is_one_partition_of_the_extraction(spark, tmp_path):
+    """The source frame has one partition per unit, holding exactly its files: files read by path in
+    the workers (a local input) and files whose bytes come from a binaryFile scan (other URIs)."""
+    import dataclasses
+
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from lakedoc.ingest.stage import _source_frame, list_input, pack_files
+
+    sizes = [9000, 10, 20, 30, 40, 50, 60, 70, 8000, 0]
+    for i, n in enumerate(sizes):
+        (tmp_path / f"f{i}.bin").write_bytes(b"x" * n)
+    listing = list_input(spark, str(tmp_path))
+    assert listing.source is not None
+    todo = listing.files.sort_values("path").reset_index(drop=True)
+    expected = pd.Series(pack_files(todo["length"], 4), index=todo["path"]).to_dict()  # 10 files / 3 a unit
+    empty = set(todo.loc[todo["length"] == 0, "path"])
+    for shown in (listing, dataclasses.replace(listing, source=None)):
+        frame = _source_frame(spark, shown, todo, max_bytes=2**30, files_per_partition=3)
+        got = frame.select("path", F.spark_partition_id().alias("part")).toPandas()
+        # Spark's binaryFile source does not return 0-byte files (documented for dbfs: inputs)
+        want = expected if shown.source is not None else {p: u for p, u in expected.items() if p not in empty}
+        assert dict(zip(got["path"], got["part"], strict=True)) == want

@@ -53,3 +53,21 @@ def test_a_session_whose_driver_jvm_died_is_started_again(spark, _spark_config, 
     assert fresh.range(7).count() == 7
     assert "driver JVM exited" in caplog.text
     assert get_spark(_spark_config) is fresh
+
+
+def test_spark_hash_int_and_placement_keys_match_spark(spark):
+    """placement_keys(n)[p] is a key that Spark's hash partitioning sends to partition p: the exact
+    placement the ingestion stage relies on for its size-aware work units."""
+    from pyspark.sql import functions as F
+
+    from lakedoc.spark import placement_keys, spark_hash_int
+
+    values = [-2**31, -7, -1, 0, 1, 2, 42, 123456789, 2**31 - 1]
+    got = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v").alias("h")).collect()
+    assert {r.v: r.h for r in got} == {v: spark_hash_int(v) for v in values}
+    for n in (1, 2, 5, 19):
+        keys = placement_keys(n)
+        assert len(set(keys)) == n
+        df = spark.createDataFrame([(p, keys[p]) for p in range(n)], "unit int, k int").repartition(n, "k")
+        rows = df.select("unit", F.spark_partition_id().alias("part")).collect()
+        assert sorted((r.unit, r.part) for r in rows) == [(p, p) for p in range(n)]

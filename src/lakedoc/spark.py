@@ -319,6 +319,44 @@ def task_slots(spark) -> int:
 
 DEFAULT_TASK_SLOTS = 8
 
+_M32 = 0xFFFFFFFF
+
+
+def _rotl32(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & _M32
+
+
+def spark_hash_int(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an IntegerType value: Murmur3 x86_32 (``Murmur3_x86_32.hashInt``), seed 42."""
+    k1 = _rotl32(((value & _M32) * 0xCC9E2D51) & _M32, 15) * 0x1B873593 & _M32
+    h1 = (_rotl32((seed & _M32) ^ k1, 13) * 5 + 0xE6546B64) & _M32
+    h1 ^= 4  # fmix(h1, length in bytes)
+    h1 ^= h1 >> 16
+    h1 = (h1 * 0x85EBCA6B) & _M32
+    h1 ^= h1 >> 13
+    h1 = (h1 * 0xC2B2AE35) & _M32
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 & 0x80000000 else h1
+
+
+def placement_keys(n: int) -> list[int]:
+    """For each partition ``p < n``, an int key that ``df.repartition(n, key_col)`` sends to partition ``p``.
+
+    Spark's hash partitioning puts a row in ``pmod(hash(key), n)`` (``HashPartitioning``); choosing the
+    key per partition turns it into an exact placement, Spark Connect safe (no ``rdd.partitionBy``).
+    Stages use it to decide which rows share a task (e.g. files packed by size, heaviest first: Spark
+    launches a stage's tasks in partition order). ``tests/test_spark.py`` checks it against Spark.
+    """
+    keys = [-1] * n
+    found, k = 0, 0
+    while found < n:
+        p = spark_hash_int(k) % n  # Python's % of a negative hash is Spark's pmod
+        if keys[p] < 0:
+            keys[p] = k
+            found += 1
+        k += 1
+    return keys
+
 
 def _conf(conf, key: str):
     try:

@@ -185,25 +185,69 @@ def _epoch_us(values) -> list[int]:
     return out
 
 
+# Fixed cost of one file in the packing, in bytes of content: opening it, the forked extraction
+# child, its rows. It keeps many tiny files from all landing in one work unit.
+PER_FILE_COST_BYTES = 256 * 1024
+
+
+def pack_files(sizes, n_units: int) -> list[int]:
+    """Size-aware work units: the unit (0 .. n_units-1) of each file.
+
+    Greedy longest-processing-time packing by listed bytes (+ :data:`PER_FILE_COST_BYTES` a file):
+    the largest file first, each into the unit with the least work so far; then the units are
+    numbered heaviest first, so that the heavy ones start first (Spark launches a stage's tasks in
+    partition order) and the small ones fill the gaps at the end. A file is never split or skipped.
+    """
+    import heapq
+
+    costs = [max(int(s), 0) + PER_FILE_COST_BYTES for s in sizes]
+    n_units = max(1, min(n_units, len(costs)))
+    heap = [(0, u) for u in range(n_units)]
+    unit_of = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        load, u = heapq.heappop(heap)
+        unit_of[i] = u
+        heapq.heappush(heap, (load + costs[i], u))
+    order = sorted(heap, key=lambda lu: (-lu[0], lu[1]))  # heaviest unit first
+    rank = {u: r for r, (_, u) in enumerate(order)}
+    return [rank[u] for u in unit_of]
+
+
+def _n_units(spark, n_files: int, files_per_partition: int) -> int:
+    from lakedoc.spark import task_slots
+
+    # at least one unit per task slot (while there are files), so that every core has work
+    return max(1, min(n_files, max(-(-n_files // files_per_partition), task_slots(spark))))
+
+
 def _source_frame(spark, listing: Listing, todo: pd.DataFrame, max_bytes: int, files_per_partition: int):
-    """The files to extract as a Spark DataFrame (path, fs_path, mtime_us, length[, content])."""
+    """The files to extract as a Spark DataFrame (path, fs_path, mtime_us, length[, content]), one
+    partition per size-aware work unit (:func:`pack_files`)."""
     from pyspark.sql import functions as F
 
-    n_parts = max(1, -(-len(todo) // files_per_partition))
+    from lakedoc.spark import placement_keys
+
+    readable = todo[todo["length"] <= max_bytes] if listing.source is None else todo
+    n_parts = _n_units(spark, len(readable), files_per_partition)
+    keys = placement_keys(n_parts)
+    # a file over max_bytes is not read (too_large): it costs what an empty file costs
+    sizes = readable["length"].where(readable["length"] <= max_bytes, 0)
+    unit_key = pd.Series([keys[u] for u in pack_files(sizes, n_parts)], index=readable.index, dtype="int32")
     if listing.source is not None:
         pdf = todo[LISTING_COLUMNS].copy()
         pdf["fs_path"] = pdf["fs_path"].map(bytes)
-        return spark.createDataFrame(pdf, "path string, fs_path binary, mtime_us long, length long") \
-            .repartition(n_parts)
+        pdf["unit"] = unit_key
+        return spark.createDataFrame(pdf, "path string, fs_path binary, mtime_us long, length long, unit int") \
+            .repartition(n_parts, "unit").drop("unit")
     schema = "path string, fs_path binary, mtime_us long, length long, content binary"
-    small = todo[todo["length"] <= max_bytes]
+    small = readable
     large = todo[todo["length"] > max_bytes]
     frames = []
     if len(small):
         # one scan of the root (no file path is ever parsed as a pattern); binaryFile applies the
         # modificationTime / length filters to each file's status before reading its content
-        wanted = spark.createDataFrame(small[["path", "mtime_us", "length"]],
-                                       "path string, mtime_us long, length long")
+        wanted = spark.createDataFrame(small[["path", "mtime_us", "length"]].assign(unit=unit_key),
+                                       "path string, mtime_us long, length long, unit int")
         scan = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(listing.root)
                 .filter(F.col("modificationTime") >= F.timestamp_micros(F.lit(int(small["mtime_us"].min()))))
                 .filter(F.col("length") <= F.lit(max_bytes))
@@ -212,8 +256,8 @@ def _source_frame(spark, listing: Listing, todo: pd.DataFrame, max_bytes: int, f
                        F.expr("substring(spark_path, 6)")).otherwise(F.col("spark_path"))
         frames.append(
             scan.withColumn("path", clean).join(F.broadcast(wanted), "path")
-            .select("path", F.lit(None).cast("binary").alias("fs_path"), "mtime_us", "length", "content")
-            .repartition(n_parts))
+            .repartition(n_parts, "unit")
+            .select("path", F.lit(None).cast("binary").alias("fs_path"), "mtime_us", "length", "content"))
     if len(large):
         frames.append(spark.createDataFrame(
             large[["path", "mtime_us", "length"]].assign(fs_path=None, content=None)
