@@ -7,14 +7,17 @@ The shared corpus (93 real files) is replicated ``--copies`` times into a tempor
 6 copies: 558 files). In one run, on the same files:
 
 * baseline: one Python process reads every file and calls the same extractor
-  (:func:`lakedoc.ingest.extract.extract_file`) in a loop;
+  (:func:`lakedoc.ingest.extract.extract_file`) in a loop, once before and once after the stage (the
+  mean is the baseline: it cancels a steady drift of a shared machine's speed);
 * stage: the five ingestion tasks through the local runner (``lakedoc run --only 'ingest_*'``), i.e.
   binaryFile listing, mapInPandas extraction and the Delta MERGE, into an empty warehouse. By default a
   warm-up run over one copy (into another warehouse) goes first, so that JVM start-up costs and the
   Python workers' imports — paid once per cluster, not per file — are not counted; ``--no-warmup``
   counts them.
 
-Prints documents/s and MB/s for both and the ratio stage/baseline. Both use the extraction limits of
+Prints documents/s and MB/s for both and the ratio stage/baseline, and for the stage the CPU seconds
+and the peak RSS of one process per kind (driver, JVM, Python worker, the worker's forked extraction
+child), sampled from /proc every 0.5 s (``machine.ProcessTree``). Both use the extraction limits of
 the local configuration (``Limits.from_settings(cfg.ingest)``), the memory cap included.
 
     .venv/bin/python bench/ingest.py --zip-bomb-mb 1100
@@ -33,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine  # bench/machine.py (this folder is first on sys.path)
+from machine import ProcessTree, machine  # bench/machine.py (this folder is first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -149,17 +152,27 @@ def main(argv=None) -> int:
         if args.warmup:  # JVM JIT, Python workers and their imports: once per cluster, not per file
             t_warm = stage(tmp / "in" / "copy0", tmp / "wh_warmup", args.master)
             print(f"warm-up run over one copy (not counted): {t_warm:.1f}s")
-        t_stage = stage(tmp / "in", tmp / "wh", args.master)
+        with ProcessTree() as tree:
+            t_stage = stage(tmp / "in", tmp / "wh", args.master)
+        # the loop again after the stage: a shared or throttled machine drifts over minutes, and the
+        # mean of a loop before and one after the stage cancels a steady drift
+        t_base_after = baseline(files)
+    procs = tree.summary()
+    t_base_before, t_base = t_base, (t_base + t_base_after) / 2
     n = len(files)
     print(f"{'':<28}{'seconds':>10}{'docs/s':>10}{'MB/s':>10}")
-    print(f"{'single-process loop':<28}{t_base:>10.1f}{n / t_base:>10.2f}{mb / t_base:>10.2f}")
+    print(f"{'single-process loop':<28}{t_base:>10.1f}{n / t_base:>10.2f}{mb / t_base:>10.2f}"
+          f"   (mean of {t_base_before:.1f} s before and {t_base_after:.1f} s after the stage)")
     print(f"{'Spark stage ' + args.master:<28}{t_stage:>10.1f}{n / t_stage:>10.2f}{mb / t_stage:>10.2f}")
     print(f"ratio (stage / loop, documents/s): {t_base / t_stage:.2f}x")
+    print(f"stage CPU seconds by process: {procs['cpu_s']}  (loop: {t_base:.1f} s of one core)")
+    print(f"stage peak RSS of one process, MB: {procs['peak_rss_mb']}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "ratio": t_base / t_stage, "ratio_means": "stage docs/s / single-process loop docs/s (> 1 = lakedoc "
             "faster)", "files": n, "mb": mb, "copies": args.copies, "master": args.master, "warmup": args.warmup,
-            "loop_s": t_base, "stage_s": t_stage, "loop_docs_s": n / t_base, "stage_docs_s": n / t_stage,
+            "loop_s": t_base, "loop_before_s": t_base_before, "loop_after_s": t_base_after,
+            "stage_s": t_stage, "stage_processes": procs, "loop_docs_s": n / t_base, "stage_docs_s": n / t_stage,
             "machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": " ".join([Path(sys.executable).name, *sys.argv])}, indent=1))
     return 0
