@@ -175,10 +175,16 @@ def test_name_contexts_and_name_parts(eng):
 
 
 @pytest.mark.parametrize("override, needle", [
-    ("pii.name_gazetteer={enabled: true, sources: [phonebook]}", "allowed: gender_guesser"),
+    # the types and bounds are NameGazetteerSettings' (lakedoc.config_schema), the message names the key
+    ("pii.name_gazetteer={enabled: true, sources: [phonebook]}",
+     "'pii.name_gazetteer.sources.0': Input should be 'gender_guesser'"),
     ("pii.name_gazetteer={enabled: true, sources: []}", "at least one source"),
-    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], colour: red}", "unknown key"),
-    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], score_full: 3}", "score between 0 and 1"),
+    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], colour: red}",
+     "'pii.name_gazetteer.colour': Extra inputs are not permitted"),
+    ("pii.name_gazetteer={enabled: true, sources: [gender_guesser], score_full: 3}",
+     "'pii.name_gazetteer.score_full': Input should be less than or equal to 1"),
+    ("pii.name_gazetteer={score_single: true}", "'pii.name_gazetteer.score_single': Input should be a valid number"),
+    ("pii.name_gazetteer={min_chars: 2.5}", "'pii.name_gazetteer.min_chars': Input should be a valid integer"),
     ("pii.drop_inside={PERSON: street}", "must list"),
 ])
 def test_gazetteer_settings_are_checked(override, needle):
@@ -261,8 +267,53 @@ def test_defaults_come_from_the_config_models():
     # every key, each default from lakedoc.config_schema; cfg.pii, cfg["pii"] and the plain dict agree
     assert S.load_settings({}) == PiiSettings().model_dump(mode="json")
     cfg = load_config("local", conf_dir=ROOT / "conf", environ={})
+    assert cfg.pii == PiiSettings()  # what a unit test builds is what the pipeline runs
+    assert S.load_settings(cfg.pii)["name_gazetteer"] == PiiSettings().name_gazetteer == \
+        NameGazetteerSettings().model_dump(exclude_none=True)
     assert S.load_settings(cfg.pii) == S.load_settings(cfg["pii"]) == S.load_settings(cfg)
     # the gazetteer's settings stay as configured (the configuration hash) and are read with the defaults
     assert check_settings({"enabled": False}) == {"enabled": False}
     g = gazetteer_settings({"enabled": True, "sources": ["gender_guesser"]})
     assert g.score_full == NameGazetteerSettings().score_full and g.max_tokens == NameGazetteerSettings().max_tokens
+
+
+_IMPORT_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "patched":
+    from lakedoc.pii.patches import lazy_hf_pipeline
+    lazy_hf_pipeline()
+import presidio_analyzer
+from presidio_analyzer.predefined_recognizers.ner import huggingface_ner_recognizer as ner
+import transformers
+print("pipelines" if "transformers.pipelines" in sys.modules else "no-pipelines",
+      "lazy" if getattr(ner.hf_pipeline, "_lakedoc_lazy", False) else "real",
+      "attr-restored" if "pipeline" not in vars(transformers) else "attr-left", end=" ")
+try:  # the stand-in hands the call to transformers' own pipeline(), which knows no such task
+    ner.hf_pipeline("no-such-task-lakedoc")
+except Exception as exc:
+    print(type(exc).__name__, "pipelines" if "transformers.pipelines" in sys.modules else "no-pipelines")
+"""
+
+
+def _import_presidio(mode: str) -> list[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, str(ROOT / "src"), mode],
+                         capture_output=True, text=True, check=True, timeout=300)
+    return out.stdout.split()
+
+
+def test_patch_lazy_hf_pipeline_still_needed():
+    # a fresh interpreter: importing Presidio as it is imports transformers.pipelines (the reason for
+    # the patch). When this fails, Presidio imports transformers lazily: drop lazy_hf_pipeline.
+    assert _import_presidio("plain")[:2] == ["pipelines", "real"]
+
+
+def test_patch_lazy_hf_pipeline_keeps_transformers_out_of_the_worker():
+    # with the patch (what PiiEngine applies first), Presidio holds the lazy stand-in, transformers'
+    # pipelines stay unimported, and transformers' own attribute is back afterwards; called, the
+    # stand-in is transformers' pipeline() (its error for an unknown task, pipelines then imported)
+    assert _import_presidio("patched") == ["no-pipelines", "lazy", "attr-restored", "KeyError", "pipelines"]
+

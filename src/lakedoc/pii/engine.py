@@ -5,7 +5,8 @@
   the settings travel as a plain dict (:func:`lakedoc.pii.settings.load_settings`).
 * The engine is assembled from :mod:`lakedoc.pii.nlp` (the NLP engine, configured explicitly so that
   nothing is ever downloaded), :mod:`lakedoc.pii.registry` (recognizers), :mod:`lakedoc.pii.operators`
-  and :mod:`lakedoc.pii.patches` (offline tldextract, context words without a lemmatizer).
+  and :mod:`lakedoc.pii.patches` (offline tldextract, context words without a lemmatizer, no
+  transformers pipelines imported with Presidio).
 * Texts are analysed in chunks (:mod:`lakedoc.pii.splitting`), the chunks of many texts in one batched
   NLP pass; findings are post-processed (:mod:`lakedoc.pii.postprocess`) and documents redacted into
   :class:`~lakedoc.pii.redaction.Redaction` results (:mod:`lakedoc.pii.redaction`).
@@ -47,6 +48,9 @@ class PiiEngine:
     """Analyzer + anonymizer for one configuration. Build it with :func:`get_engine`."""
 
     def __init__(self, settings: Mapping, hash_key: str | None = None):
+        from lakedoc.pii.patches import lazy_hf_pipeline
+
+        lazy_hf_pipeline()  # before Presidio's first import: no transformers.pipelines in the worker
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
         from presidio_anonymizer import AnonymizerEngine

@@ -1,4 +1,4 @@
-"""The two places where lakedoc changes Presidio's behaviour from the outside. Each is isolated here,
+"""The three places where lakedoc changes Presidio's behaviour from the outside. Each is isolated here,
 applied by :class:`lakedoc.pii.engine.PiiEngine` only, and guarded by a test in
 ``tests/test_pii_engine.py`` that fails when Presidio changes the patched behaviour (then the patch
 either can go or must be revisited). Written against presidio-analyzer 2.2.366.
@@ -20,9 +20,20 @@ either can go or must be revisited). Written against presidio-analyzer 2.2.366.
    lower-case word; the enhancer matches context words as substrings, so "phones" still holds
    "phone". *When it can go:* Presidio falls back to the text itself, or the method is renamed or
    changes signature: ``test_patch_lemma_fallback_still_needed`` fails then.
+
+3. :func:`lazy_hf_pipeline` — **start-up cost of a model lakedoc never loads.** Importing
+   ``presidio_analyzer`` runs ``from transformers import pipeline`` in two modules (its Hugging Face
+   NER recognizer and token pipe). transformers resolves that name by importing
+   ``transformers.pipelines``, which imports every pipeline's processing code: ~3.3 s of CPU in each
+   fresh Python worker (measured), although lakedoc's NER is spaCy only. For the duration of that one
+   import, ``transformers.pipeline`` is a function that imports and calls the real one when called, so
+   Presidio's Hugging Face classes still work if used; afterwards transformers is as before. Applied
+   before Presidio's first import in a process. *When it can go:* Presidio imports transformers
+   lazily: ``test_patch_lazy_hf_pipeline_still_needed`` fails then.
 """
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -39,7 +50,7 @@ def offline_tldextract() -> None:
         return
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
     # Presidio's module global ``tldextract`` becomes a stand-in that has only ``.extract``
-    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]
+    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]  # on purpose
     setattr(email_recognizer, _TLDEXTRACT_MARKER, True)
 
 
@@ -56,3 +67,27 @@ def lemma_fallback(engine: Any) -> None:
         return art
 
     engine._doc_to_nlp_artifact = to_artifact
+
+
+def lazy_hf_pipeline() -> None:
+    """Import Presidio with ``transformers.pipeline`` bound to a lazy stand-in (see the module docstring).
+    Does nothing when Presidio is already imported, transformers is absent, or its pipelines are loaded."""
+    if "presidio_analyzer" in sys.modules or "transformers.pipelines" in sys.modules:
+        return
+    try:
+        import transformers
+    except ImportError:
+        return
+
+    def pipeline(*args, **kwargs):
+        from transformers.pipelines import pipeline as hf_pipeline
+
+        return hf_pipeline(*args, **kwargs)
+
+    pipeline._lakedoc_lazy = True  # type: ignore[attr-defined]  # a marker the still-needed test reads
+    transformers.pipeline = pipeline  # type: ignore[attr-defined]  # this import only; removed below
+    try:
+        import presidio_analyzer  # noqa: F401 - the import this patch is for
+        import presidio_anonymizer  # noqa: F401
+    finally:
+        del transformers.pipeline  # back to transformers' own lazy attribute
