@@ -9,13 +9,16 @@ account name from the first path segment for an IP host), so a request is ``/ACC
 * ``PUT /A/FS?restype=container`` (or ``?resource=filesystem``)    create a file system
 * ``HEAD|DELETE /A/FS?restype=container``                          file system properties, delete
 * ``PUT /A/FS/P?resource=file|directory``                          create a path (parents implied;
-  ``If-None-Match: *`` -> 409 when it exists); a new file truncates the old content
+  ``If-None-Match: *`` -> 409 when it exists); a new file truncates the old content, an existing
+  directory keeps its content but gets new properties (ETag, modification time)
 * ``PATCH /A/FS/P?action=append&position=N``                       append uncommitted bytes; the
   position must equal the uncommitted length (400 ``InvalidFlushPosition`` otherwise), as on the service
 * ``PATCH /A/FS/P?action=flush&position=N``                        commit; stores ``x-ms-content-md5``
   (and the content type); ``If-Match`` is checked (412)
 * ``PUT /A/FS/P`` + ``x-ms-rename-source: /FS/SRC[?sas]``            atomic rename of a file or a directory
-  tree (``If-None-Match: *`` -> 409 when the destination exists)
+  tree (``If-None-Match: *`` -> 409 when the destination exists). As on the service, the destination's
+  parent directory must exist: 404 ``RenameDestinationParentPathNotFound`` otherwise (a rename creates no
+  parents; a path create does)
 * ``GET /A/FS?resource=filesystem&directory=D&recursive=B``        list paths (JSON, ``maxResults`` +
   ``x-ms-continuation`` paging)
 * ``DELETE /A/FS/P[?recursive=true]``                              delete a file or a directory
@@ -322,7 +325,10 @@ class _Handler(BaseHTTPRequestHandler):
             if existing is not None and self.headers.get("If-None-Match") == "*":
                 return self._error(409, "PathAlreadyExists", "The specified path already exists.")
             if existing is not None and existing.is_dir and resource == "directory":
+                # re-created over itself: its content stays, its properties are new (as on the service)
                 node = existing
+                node.etag, node.modified = self._new_etag(), time.time()
+                node.content_type = self.headers.get("x-ms-content-type")
             else:
                 if existing is not None and existing.is_dir:
                     return self._error(409, "PathConflict", "a directory exists at this path")
@@ -400,6 +406,11 @@ class _Handler(BaseHTTPRequestHandler):
             if node is None:
                 return self._error(404, "SourcePathNotFound", "The source path for a rename operation "
                                                               "does not exist.")
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            if parent and (parent not in dst_paths or not dst_paths[parent].is_dir):
+                # as the service: a rename never creates the destination's parent directory
+                return self._error(404, "RenameDestinationParentPathNotFound",
+                                   "The parent directory of the destination path does not exist.")
             if path in dst_paths and self.headers.get("If-None-Match") == "*":
                 return self._error(409, "PathAlreadyExists", "The specified path already exists.")
             if path in dst_paths and dst_paths[path].is_dir != node.is_dir:
@@ -407,7 +418,6 @@ class _Handler(BaseHTTPRequestHandler):
             moved = {p: n for p, n in src_paths.items() if p == src_path or p.startswith(src_path + "/")}
             for p in moved:
                 del src_paths[p]
-            self._ensure_parents(dst_paths, path)
             for p, n in moved.items():
                 dst_paths[path + p[len(src_path):]] = n
             st.renames[f"{fs}/{path}"] += 1

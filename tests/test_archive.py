@@ -206,8 +206,36 @@ def test_archive_on_adls_with_faults(tmp_path, store, monkeypatch):
         side = json.loads(files["quarantine/2026/11/29/bad.xlsx.lakedoc.json"])
         assert side["status"] == "corrupt" and side["original_path"] == f"{root}/bad.xlsx"
         assert lake.pending_faults() == 0
+        # a rename creates no folder on the service: archive/2026/11/29/sub was created for the move
+        assert all(lake.node("raw", d).is_dir for d in ("archive", "archive/2026/11/29", "archive/2026/11/29/sub"))
         again = archive(settings, store, root, "arch-2", now=NOW)
         assert again.listed == 1 and not again.archived and not again.quarantined
+
+
+def test_archive_on_adls_into_an_existing_day_folder(tmp_path, store, monkeypatch):
+    """The day's folder exists (an earlier run today): kept as it is, its missing sub-folders created."""
+    with FakeDataLake() as lake:
+        monkeypatch.setenv("LAKEDOC_LAKE_ACCOUNT_KEY", lake.account_key)
+        settings = LakeSettings(endpoint=lake.endpoint, backoff_s=0.01, timeout_s=1.0, max_retries=3)
+        root = f"abfss://raw@{lake.account}.dfs.core.windows.net/landing"
+        for rel in ("good.docx", "sub/blank.pdf", "sub/deeper/more.pdf"):
+            lake.put_file("raw", f"landing/{rel}", f"content of {rel}".encode())
+        lake.put_file("raw", "archive/2026/11/29/earlier.docx", b"archived this morning")
+        day = lake.node("raw", "archive/2026/11/29")
+        etag = day.etag
+        fs = AdlsFS(settings)
+        entries = {fs.join(root, e.rel): (e.size, e.mtime) for e in fs.list_files(root)}
+        _commit(store, _bronze_rows(entries, {p: ("ok", None) for p in entries}))
+        lake.inject(Fault(op="create", status=503))  # the folder's creation is retried by the SDK
+        s = archive(settings, store, root, "arch-1", now=NOW)
+        assert not s.failed and len(s.archived) == 3, s.failed
+        assert lake.files("raw") == {
+            "archive/2026/11/29/earlier.docx": b"archived this morning",
+            "archive/2026/11/29/good.docx": b"content of good.docx",
+            "archive/2026/11/29/sub/blank.pdf": b"content of sub/blank.pdf",
+            "archive/2026/11/29/sub/deeper/more.pdf": b"content of sub/deeper/more.pdf"}
+        assert lake.node("raw", "archive/2026/11/29").etag == etag  # not re-created
+        assert lake.pending_faults() == 0
 
 
 def test_task_is_off_unless_enabled(tmp_path, store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 
@@ -13,7 +14,7 @@ from adls_server import FakeDataLake, Fault
 
 from lakedoc.cli import main
 from lakedoc.lake.land import land
-from lakedoc.lake.storage import LakeSettings
+from lakedoc.lake.storage import AdlsFS, LakeSettings
 
 FS = "raw"
 DEST_PATH = "landing/batch1"
@@ -100,18 +101,54 @@ def test_land_uploads_keeps_paths_md5_and_skips_unchanged(lake, tmp_path):
 def test_land_survives_503_timeouts_and_cut_connections(lake, tmp_path):
     src = tmp_path / "inbox"
     files = _make_tree(src)
+    # the first rename meets a destination folder that does not exist yet (404, nothing applied): its
+    # injected lost answer makes the SDK send it again, then the folder is created and the rename retried
     lake.inject(Fault(op="append", status=503), Fault(op="append", cut=True),
                 Fault(op="append", delay_s=1.5), Fault(op="flush", status=503),
                 Fault(op="create", status=500, code="InternalError"), Fault(op="append", cut_after_apply=True),
-                Fault(op="rename", cut_after_apply=True), Fault(op="list", status=503),
-                Fault(op="properties", status=503))
+                Fault(op="rename", cut_after_apply=True), Fault(op="list", status=503))
     s = land(str(src), _dest(lake), _settings(lake), progress=False)
     assert not s.failed, s.failed
     assert lake.pending_faults() == 0  # every fault was met
     assert _landed(lake) == files  # nothing lost, nothing corrupted
-    assert lake.state.statuses[503] >= 4
+    assert lake.state.statuses[503] >= 3
     assert all(n == 1 for n in _final_flushes(lake).values())  # each file committed once
     assert set(_final_flushes(lake)) == set(files)
+
+    # folders exist now: a rename applied with its answer lost (the SDK's second try finds no source);
+    # the destination's MD5 tells it landed (its properties read through a 503)
+    (src / "reports/q1.pdf").write_bytes(b"second version")
+    lake.inject(Fault(op="rename", cut_after_apply=True), Fault(op="properties", status=503))
+    s = land(str(src), _dest(lake), _settings(lake, parallel_files=1), progress=False)
+    assert not s.failed and s.uploaded == ["reports/q1.pdf"], s.failed
+    assert lake.pending_faults() == 0
+    assert _landed(lake) == {**files, "reports/q1.pdf": b"second version"}
+    assert _final_flushes(lake)["reports/q1.pdf"] == 2  # one per version: the lost answer sent nothing twice
+
+
+def test_land_creates_missing_folders_and_keeps_existing_ones(lake, tmp_path):
+    """A hierarchical-namespace rename creates no parent folder (the service answers 404
+    RenameDestinationParentPathNotFound): land creates the missing ones, never over an existing one."""
+    src = tmp_path / "inbox"
+    files = _make_tree(src)
+    lake.put_file(FS, f"{DEST_PATH}/reports/older.pdf", b"landed by an earlier batch")
+    reports = lake.node(FS, f"{DEST_PATH}/reports")
+    etag, modified = reports.etag, reports.modified
+    s = land(str(src), _dest(lake), _settings(lake), progress=False)
+    assert not s.failed and sorted(s.uploaded) == sorted(files), s.failed
+    assert _landed(lake) == {**files, "reports/older.pdf": b"landed by an earlier batch"}
+    for folder in ("reports/deep", "mail", "mail/2026"):
+        node = lake.node(FS, f"{DEST_PATH}/{folder}")
+        assert node is not None and node.is_dir
+    reports = lake.node(FS, f"{DEST_PATH}/reports")
+    assert (reports.etag, reports.modified) == (etag, modified)  # the existing folder was not re-created
+    # two writers racing for one new folder: the second finds it there and leaves it as it is
+    fs = AdlsFS(_settings(lake))
+    fs.make_dirs(f"{_dest(lake)}/reports")
+    fs.make_dirs(f"{_dest(lake)}/new/a/b")
+    assert lake.node(FS, f"{DEST_PATH}/reports").etag == etag
+    assert lake.node(FS, f"{DEST_PATH}/new/a").is_dir and lake.node(FS, f"{DEST_PATH}/new/a/b").is_dir
+    assert _landed(lake) == {**files, "reports/older.pdf": b"landed by an earlier batch"}
 
 
 def test_land_resumes_after_an_interrupted_run(lake, tmp_path):
@@ -169,3 +206,33 @@ def test_land_into_a_local_folder(tmp_path):
     assert {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()} == files
     assert not [p for p in (tmp_path / "lake").rglob("*") if p.is_file() and ".lakedoc-staging" in p.parts]
     assert land(str(src), str(dest), LakeSettings(), progress=False).skipped.__len__() == 5
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("env", "flag", "bar"), [
+    ({"CI": "false"}, True, True),             # CI=false / CI=0 is not CI: the bar is drawn on a terminal
+    ({"CI": "0"}, True, True),
+    ({"CI": "true"}, True, False),
+    ({"LAKEDOC_PROGRESS": "0"}, True, False),  # the project-wide switch
+    ({}, False, False),                        # --no-progress
+])
+def test_land_progress_follows_the_project_rule(tmp_path, monkeypatch, env, flag, bar):
+    src, dest = tmp_path / "inbox", tmp_path / "lake" / "landing"
+    _make_tree(src)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LAKEDOC_PROGRESS", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    tty = _Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    s = land(str(src), str(dest), LakeSettings(), progress=flag)
+    assert len(s.uploaded) == 5 and not s.failed
+    drawn = tty.getvalue()
+    if bar:
+        assert "land" in drawn and "9.39k/9.39k" in drawn, drawn  # 9619 bytes, shown in KiB
+    else:
+        assert drawn == ""

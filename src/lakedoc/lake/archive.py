@@ -14,7 +14,8 @@ For every file under the input folder (``abfss://`` through the DataLake SDK, or
 * a file that comes back into landing after it was moved is moved again only once a bronze row newer
   than its last move exists (it is processed again first).
 
-The move is one atomic rename (a hierarchical-namespace rename on ADLS Gen2, ``os.rename`` locally). Each
+The move is one atomic rename (a hierarchical-namespace rename on ADLS Gen2 — the missing folders of the
+destination, e.g. the day's, are created first — ``os.rename`` locally). Each
 move is recorded in the ``file_moves`` table (lakedoc.schema.FILE_MOVES: original and new location, status,
 error, run ids), ``pending`` *before* the rename and ``done`` after it, so an interrupted run is repaired by
 the next one (a pending move whose file is at its destination becomes ``done``; one whose file is still in
@@ -252,7 +253,8 @@ def archive(settings: LakeSettings, tables, input_root: str, run_id: str, *, dry
 
 
 def run(ctx) -> Any:
-    """Task ``archive_inputs``: the last task of the job; does nothing unless ``lake.archive.enabled``."""
+    """Task ``archive_inputs`` (after ``index``, before ``report``); does nothing unless
+    ``lake.archive.enabled`` (false in every target)."""
     from lakedoc.tasks import TaskResult
 
     settings = LakeSettings.from_config(ctx.cfg)

@@ -14,7 +14,9 @@
   are uploaded ``lake.parallel_files`` at a time; a failed request is retried by the SDK
   (``lake.max_retries``, linear back-off), a failed file as a whole up to ``lake.file_retries`` times.
 * ``--dry-run`` lists what would be uploaded and skipped without writing anything.
-* A progress bar (bytes) on a terminal; none when stderr is not a TTY or ``CI`` is set. A summary at the end.
+* A progress bar (bytes) by the rule of every lakedoc bar (:mod:`lakedoc.report.progress`): on a terminal,
+  none when stderr is not a TTY, when ``CI`` is set (but not to ``0``/``false``) or with
+  ``LAKEDOC_PROGRESS=0``; never with ``--no-progress``. A summary at the end.
 
 DEST may also be a local folder (the same staging + rename, with ``os.rename``).
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -79,18 +80,10 @@ def staging_root(dest: str, settings: LakeSettings) -> str:
     return str(d.parent / settings.staging_dir / d.name)
 
 
-def _progress(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("CI")
-    if not enabled:
-        return None
-    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
-
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="land", file=sys.stderr)
-
-
-def land(src: str, dest: str, settings: LakeSettings, *, dry_run: bool = False, progress: bool | None = None,
+def land(src: str, dest: str, settings: LakeSettings, *, dry_run: bool = False, progress: bool = True,
          fs: LakeFS | None = None) -> LandSummary:
+    """Upload ``src`` under ``dest`` (see the module doc). ``progress=False``: never a bar; otherwise a
+    bar as :class:`lakedoc.report.progress.Progress` decides (a terminal, no ``CI``, no ``LAKEDOC_PROGRESS=0``)."""
     if not Path(src).is_dir():
         raise FileNotFoundError(f"source folder {src} does not exist")
     fs = fs or open_fs(dest, settings)
@@ -112,7 +105,9 @@ def land(src: str, dest: str, settings: LakeSettings, *, dry_run: bool = False, 
     if todo and isinstance(fs, AdlsFS):
         fs.ensure_file_system(dest)
     stage = staging_root(dest, settings)
-    bar = _progress(sum(t[2] for t in todo), progress)
+    from lakedoc.report.progress import Progress
+
+    bar = Progress(sum(t[2] for t in todo), "land", unit="B", unit_scale=True) if progress else None
     lock = threading.Lock()
 
     def one(rel: str, full: str, size: int, md5: bytes) -> None:
@@ -176,7 +171,7 @@ def cmd_land(args) -> int:
     cfg = load_config(args.target, user_file=args.config, sets=sets)
     settings = LakeSettings.from_config(cfg)
     summary = land(str(Path(args.src).resolve()), args.dest if "://" in args.dest else str(Path(args.dest).resolve()),
-                   settings, dry_run=args.dry_run, progress=False if args.no_progress else None)
+                   settings, dry_run=args.dry_run, progress=not args.no_progress)
     if args.dry_run:
         for rel in summary.uploaded:
             print(f"  would upload {rel}")
@@ -192,7 +187,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded, write nothing")
     p.add_argument("--endpoint", help="account URL override, {account} is replaced (lake.endpoint)")
     p.add_argument("--parallel", type=int, help="files uploaded at once (lake.parallel_files)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (none either off a terminal, in CI or with LAKEDOC_PROGRESS=0)")
     p.add_argument("--target", default="local", help="configuration target (default: local)")
     p.add_argument("--config", help="extra YAML merged over conf/")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")

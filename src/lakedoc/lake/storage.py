@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AbfssPath", "AdlsFS", "Entry", "LakeFS", "LakeSettings", "LocalFS", "md5_file", "open_fs",
            "parse_abfss"]
+
+# the service's answer (404) to a rename whose destination folder does not exist
+RENAME_PARENT_MISSING = "RenameDestinationParentPathNotFound"
 
 _ABFSS = re.compile(r"^abfss?://(?P<fs>[^@/]+)@(?P<account>[^./]+)\.dfs\.(?P<suffix>[^/]+)(?:/(?P<path>.*))?$")
 
@@ -65,7 +69,7 @@ class Entry:
 
 
 def md5_file(path: str | os.PathLike, block: int = 4 << 20) -> bytes:
-    h = hashlib.md5()  # noqa: S324 - Content-MD5 is MD5 by protocol, not a security use
+    h = hashlib.md5()  # Content-MD5 is MD5 by protocol, not a security use
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(block), b""):
             h.update(chunk)
@@ -93,7 +97,8 @@ class LakeFS:
         raise NotImplementedError
 
     def rename(self, src: str, dst: str) -> None:  # pragma: no cover - interface
-        """Atomic move (hierarchical-namespace rename / ``os.rename``); parents of ``dst`` are created."""
+        """Atomic move (hierarchical-namespace rename / ``os.rename``); missing parents of ``dst`` are
+        created first (an existing folder is kept as it is)."""
         raise NotImplementedError
 
     def write_bytes(self, path: str, data: bytes) -> None:  # pragma: no cover - interface
@@ -269,10 +274,38 @@ class AdlsFS(LakeFS):
             fc.flush_data(0, content_settings=ContentSettings(content_md5=md5))
 
     def rename(self, src: str, dst: str) -> None:
+        """One hierarchical-namespace rename. The service creates no parent of ``dst`` (404
+        ``RenameDestinationParentPathNotFound``): on that answer the parent directory is created — only
+        if missing (``If-None-Match: *``), never over an existing one; its own parents are implied — and
+        the rename is sent once more."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         s, d = self._p(src), self._p(dst)
         if s.file_system != d.file_system or s.account != d.account:
             raise ValueError(f"a rename stays in one file system: {src} -> {dst}")
+        try:
+            self.file_client(src).rename_file(f"{d.file_system}/{d.path}")
+            return
+        except ResourceNotFoundError as exc:
+            parent = posixpath.dirname(d.path)
+            if not parent or getattr(exc, "error_code", None) != RENAME_PARENT_MISSING:
+                raise
+        log.debug("lake: creating the missing folder %s of a rename destination", parent)
+        self.make_dirs(AbfssPath(d.file_system, d.account, d.suffix, parent).uri)
         self.file_client(src).rename_file(f"{d.file_system}/{d.path}")
+
+    def make_dirs(self, path: str) -> None:
+        """Create the folder ``path`` (its parents are implied by the service) unless it exists; an
+        existing folder is left as it is (properties, ACLs, content)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError
+
+        p = self._p(path)
+        try:
+            self.file_system(p).get_directory_client(p.path).create_directory(
+                match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            pass  # already there (another writer, or an earlier try whose answer was lost)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         self.file_client(path).upload_data(data, overwrite=True)

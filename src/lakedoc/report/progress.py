@@ -1,8 +1,9 @@
 """Progress bars for long local work (``lakedoc run``'s tasks, ``lakedoc evaluate``), on stderr.
 
 Quiet — no bar at all, the plain lines only — when stderr is not a terminal, when the environment
-variable ``CI`` is set (to anything but ``""``, ``0`` or ``false``), or with ``LAKEDOC_PROGRESS=0``. Logs and
-messages go through :meth:`Progress.write`, so a bar is redrawn below them instead of being torn.
+variable ``CI`` is set (to anything but ``""``, ``0`` or ``false``), or with ``LAKEDOC_PROGRESS=0``. Messages
+go through :meth:`Progress.write`, so a bar is redrawn below them instead of being torn; with ``logs=True``
+the console log lines (the root logger's stderr handler) go above the bar too while it is drawn.
 """
 from __future__ import annotations
 
@@ -29,16 +30,24 @@ def enabled(stream: IO[str] | None = None) -> bool:
 class Progress:
     """A counter with a bar when :func:`enabled`; otherwise it only counts. Use as a context manager."""
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", stream: IO[str] | None = None):
+    def __init__(self, total: int | None, desc: str, unit: str = "it", stream: IO[str] | None = None,
+                 logs: bool = False, unit_scale: bool = False):
         self.stream = stream or sys.stderr
         self.count = 0
         self.total = total
         self._bar: Any = None
+        self._logs: Any = None
         if enabled(self.stream):
             from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
             self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=True,
-                             dynamic_ncols=True)
+                             dynamic_ncols=True,  # unit_scale: 1.2MB, not 1234567B (bytes, by 1024)
+                             unit_scale=unit_scale, unit_divisor=1024 if unit_scale else 1000)
+            if logs:
+                from tqdm.contrib.logging import logging_redirect_tqdm  # type: ignore[import-untyped]  # tqdm ships no types
+
+                self._logs = logging_redirect_tqdm()
+                self._logs.__enter__()
 
     @property
     def active(self) -> bool:
@@ -70,6 +79,9 @@ class Progress:
             self.close()
 
     def close(self) -> None:
+        if self._logs is not None:
+            self._logs.__exit__(None, None, None)
+            self._logs = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
