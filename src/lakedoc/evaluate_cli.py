@@ -86,7 +86,7 @@ def cmd_evaluate(args) -> int:
         results.append(res)
         print(f"{name}: micro-F1 {res.metrics['micro_f1']:.4f}, macro-F1 {res.metrics['macro_f1']:.4f} "
               f"(train {res.train_seconds:.1f}s)", file=sys.stderr)
-        mlflow_on = args.mlflow if args.mlflow is not None else bool(cfg.get("baselines.mlflow_enabled", False))
+        mlflow_on = args.mlflow if args.mlflow is not None else cfg.baselines.mlflow_enabled
         if mlflow_on:
             try:
                 from lakedoc.baselines.tracking import log_evaluation

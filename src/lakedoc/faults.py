@@ -110,7 +110,7 @@ def _after_commit(method: Callable[..., Any]) -> Callable[..., Any]:
             _hit("commit", str(getattr(table, "name", table)))  # a name or a lakedoc.schema.TableSpec
         return result
 
-    wrapper.__lakedoc_fault_hook__ = True  # type: ignore[attr-defined]
+    wrapper.__lakedoc_fault_hook__ = True  # type: ignore[attr-defined]  # a marker attribute on a function
     return wrapper
 
 

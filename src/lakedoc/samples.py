@@ -88,7 +88,7 @@ from xml.sax.saxutils import escape as xml_escape
 try:  # PyMuPDF >= 1.24 exposes ``pymupdf``; older releases only ``fitz``.
     import pymupdf
 except ImportError:  # pragma: no cover - depends on the installed version
-    import fitz as pymupdf  # type: ignore[no-redef]
+    import fitz as pymupdf  # type: ignore[no-redef]  # the same module under its old name
 
 __all__ = [
     "LABELS",

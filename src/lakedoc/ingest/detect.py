@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 
-from lakedoc.ingest.formats import IMAGE_MAGIC, OOXML_CONTENT_TYPES, OOXML_MAIN_PARTS
+from lakedoc.ingest.formats import BY_NAME, IMAGE_MAGIC, OOXML_CONTENT_TYPES, OOXML_MAIN_PARTS
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -187,13 +187,19 @@ def local_members(data: bytes) -> dict[str, LocalMember]:
 # ---------------------------------------------------------------------------------------------- OLE
 
 
+# The formats _detect_ole tells apart by their streams (each a FORMATS row with an extractor); a damaged
+# compound file, or one whose streams say nothing, is trusted by an extension naming one of them.
+_OLE_KINDS: tuple[str, ...] = ("msg", "doc", "xls", "ppt")
+assert all(BY_NAME[k].module for k in _OLE_KINDS), "every OLE kind is a format with an extractor"
+
+
 def _detect_ole(data: bytes, ext: str) -> str:
     import olefile
 
     try:
         ole = olefile.OleFileIO(data)
     except Exception:  # noqa: BLE001 - damaged compound file: trust a matching extension
-        return ext if ext in ("msg", "doc", "xls", "ppt") else "ole"
+        return ext if ext in _OLE_KINDS else "ole"
     try:
         top = {entry[0] for entry in ole.listdir(streams=True, storages=True)}
     finally:
@@ -208,7 +214,7 @@ def _detect_ole(data: bytes, ext: str) -> str:
         return "xls"
     if "PowerPoint Document" in top:
         return "ppt"
-    return ext if ext in ("msg", "doc", "xls", "ppt") else "ole"  # e.g. a truncated directory
+    return ext if ext in _OLE_KINDS else "ole"  # e.g. a truncated directory
 
 
 # ---------------------------------------------------------------------------------------------- text

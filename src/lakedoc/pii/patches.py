@@ -50,7 +50,7 @@ def offline_tldextract() -> None:
         return
     extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
     # Presidio's module global ``tldextract`` becomes a stand-in that has only ``.extract``
-    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]  # on purpose
+    email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]  # a stand-in, not a module
     setattr(email_recognizer, _TLDEXTRACT_MARKER, True)
 
 
@@ -85,7 +85,7 @@ def lazy_hf_pipeline() -> None:
         return hf_pipeline(*args, **kwargs)
 
     pipeline._lakedoc_lazy = True  # type: ignore[attr-defined]  # a marker the still-needed test reads
-    transformers.pipeline = pipeline  # type: ignore[attr-defined]  # this import only; removed below
+    transformers.pipeline = pipeline  # this import only; removed below
     try:
         import presidio_analyzer  # noqa: F401 - the import this patch is for
         import presidio_anonymizer  # noqa: F401

@@ -32,7 +32,7 @@ def build_registry(settings: PiiSettings, nlp_engine: NlpEngine) -> RecognizerRe
                 patterns=[Pattern(p.get("name", rec["name"]), p["regex"], float(p.get("score", 0.5)))
                           for p in rec["patterns"]],
                 # presidio annotates `context: List[str] = None` (an implicit Optional)
-                context=rec.get("context") or None))  # type: ignore[arg-type]
+                context=rec.get("context") or None))  # type: ignore[arg-type]  # see the line above
         for ent, terms in settings.deny_list.items():
             registry.add_recognizer(PatternRecognizer(supported_entity=ent, name=f"deny_list_{ent}",
                                                       supported_language=lang, deny_list=list(terms)))

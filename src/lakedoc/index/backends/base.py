@@ -7,7 +7,9 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Self
+from typing import Any
+
+from typing_extensions import Self  # typing.Self is Python 3.11+; requires-python is >=3.10
 
 from lakedoc.index.hit import Hit
 
