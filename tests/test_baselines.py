@@ -12,6 +12,7 @@ from conftest import shared_path
 
 from lakedoc import evaluation as ev, methods as hm
 from lakedoc.baselines.synthetic import TOPICS, generate, write_synthetic
+from lakedoc.schema import DOCUMENTS_REDACTED, EMBEDDINGS, EVALUATIONS, PREDICTIONS
 
 FAST = ["baselines.num_features=4096", "baselines.lr_max_iter=20", "baselines.xgb_n_estimators=10",
         "baselines.xgb_max_depth=4", "baselines.parallel_labels=2"]
@@ -180,7 +181,7 @@ def test_tfidf_lr_on_a_reuters_slice_beats_a_floor(spark):
 def _write_redacted(store, recs):
     rows = [{"doc_id": r["doc_id"], "redacted_text": r["text"], "status": "ok", "error": None} for r in recs]
     rows.append({"doc_id": "broken", "redacted_text": None, "status": "error", "error": "CorruptError: x"})
-    store.merge("documents_redacted", pa.Table.from_pylist(rows), keys=["doc_id"])
+    store.merge(DOCUMENTS_REDACTED, pa.Table.from_pylist(rows, schema=DOCUMENTS_REDACTED.schema))
 
 
 def _spy_cached(monkeypatch) -> list:
@@ -195,7 +196,6 @@ def _spy_cached(monkeypatch) -> list:
 def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path, monkeypatch):
     from deltalake import DeltaTable
 
-    from lakedoc.baselines.stage import EVALUATIONS, PREDICTIONS
     from lakedoc.baselines.tfidf import TfidfLogReg
     from lakedoc.config import load_config
     from lakedoc.tables import LocalDeltaStore
@@ -219,9 +219,7 @@ def test_stage_end_to_end_on_a_tmp_warehouse(spark, tmp_path, monkeypatch):
                 v[topics.index(lab)] += 1.0
             emb.append({"chunk_id": f"{r['doc_id']}-{c}", "doc_id": r["doc_id"], "model": "toy",
                         "dimension": 16, "vector": [float(x) for x in v / np.linalg.norm(v)]})
-    store.merge("embeddings", pa.Table.from_pylist(emb, schema=pa.schema([
-        ("chunk_id", pa.string()), ("doc_id", pa.string()), ("model", pa.string()), ("dimension", pa.int32()),
-        ("vector", pa.list_(pa.float32()))])), keys=["chunk_id", "model"])
+    store.merge(EMBEDDINGS, pa.Table.from_pylist(emb, schema=EMBEDDINGS.schema), scope=EMBEDDINGS.scope_of("toy"))
     from lakedoc.spark import is_connect
 
     # XGBoost needs a classic session; on a Spark Connect test session the LR methods run alone
@@ -297,7 +295,7 @@ def test_stage_generates_synthetic_labels_locally(spark, tmp_path):
     store = LocalDeltaStore(wh, spark)
     cfg = load_config("local", sets=FAST + [f"tables.warehouse={wh}", "baselines.methods=[tfidf_lr]",
                                             "baselines.mlflow_enabled=false"])
-    assert cfg["baselines"]["generate_synthetic"] is True  # conf/local.yml
+    assert cfg.baselines.generate_synthetic is True  # conf/local.yml
     run = run_task("baselines", cfg, run_id="r2", spark=spark, tables=store)
     assert run.status == "succeeded", run.error
     assert (wh / "_labels" / "synthetic_train.jsonl").is_file()
@@ -305,25 +303,133 @@ def test_stage_generates_synthetic_labels_locally(spark, tmp_path):
     assert not store.exists("predictions")  # no documents_redacted here: evaluated, nothing to score
 
 
+class _Killed(BaseException):
+    """Stands in for kill -9 in the middle of the task (no Exception: nothing records or handles it)."""
+
+
+def test_a_rerun_reuses_unchanged_models_and_retrains_changed_ones(spark, tmp_path, monkeypatch, caplog):
+    """Re-runs (issue #11, 12): a method whose content-addressed model is saved and evaluated is not
+    refitted and adds no ``evaluations`` row (no new version of it or of ``predictions``); a run killed
+    before a method's ``evaluations`` row has it trained again; changed labels train a new model."""
+    import logging
+
+    from deltalake import DeltaTable
+
+    from lakedoc.baselines import stage
+    from lakedoc.config import load_config
+    from lakedoc.tables import LocalDeltaStore
+    from lakedoc.tasks import run_task
+
+    wh = tmp_path / "wh"
+    store = LocalDeltaStore(wh, spark)
+    docs = generate(80, seed=5)
+    _write_redacted(store, docs)
+
+    def write_labels(recs):
+        store.merge("doc_labels", pa.Table.from_pylist([{"doc_id": r["doc_id"], "labels": r["labels"]}
+                                                         for r in recs]), keys=["doc_id"])
+
+    labelled = docs[:60]
+    write_labels(labelled)
+    cfg = load_config("local", sets=FAST + [f"tables.warehouse={wh}", "baselines.labels_table=doc_labels",
+                                            "baselines.methods=[tfidf_lr]", "baselines.generate_synthetic=false",
+                                            "baselines.mlflow_enabled=false"])
+    fits: list[str] = []
+    real_evaluate = stage.evaluate_method
+    monkeypatch.setattr(stage, "evaluate_method", lambda m, *a, **k: fits.append(m.name) or real_evaluate(m, *a, **k))
+
+    def version(table) -> int:
+        return DeltaTable(str(wh / table.name)).version()
+
+    def models() -> list[str]:
+        return sorted(p.name for p in (wh / "_models" / "tfidf_lr").iterdir())
+
+    def evaluations() -> list[dict]:
+        return sorted(store.read_arrow(EVALUATIONS, ["run_id", "model_id"]).to_pylist(), key=lambda r: r["run_id"])
+
+    # 1. killed after the model was saved and the predictions merged, before its evaluations row
+    real_merge = store.merge
+
+    def dying_merge(table, *a, **k):
+        if str(table) == EVALUATIONS.name:
+            raise _Killed()
+        return real_merge(table, *a, **k)
+
+    monkeypatch.setattr(store, "merge", dying_merge)
+    with pytest.raises(_Killed):
+        run_task("baselines", cfg, run_id="r1", spark=spark, tables=store)
+    monkeypatch.setattr(store, "merge", real_merge)
+    assert fits == ["tfidf_lr"] and not store.exists(EVALUATIONS)
+    (first_model,) = models()
+    assert (wh / "_models" / "tfidf_lr" / first_model / "meta.json").is_file()
+    predictions_v = version(PREDICTIONS)
+
+    # 2. the method has no evaluations row: trained again, to the same model and the same predictions
+    run2 = run_task("baselines", cfg, run_id="r2", spark=spark, tables=store)
+    assert run2.status == "succeeded", run2.error
+    assert fits == ["tfidf_lr"] * 2 and run2.result.details["methods"]["tfidf_lr"]["reused"] is False
+    assert models() == [first_model] and evaluations() == [{"run_id": "r2", "model_id": first_model}]
+    assert version(PREDICTIONS) == predictions_v and run2.result.rows_out == 0
+    evaluations_v = version(EVALUATIONS)
+
+    # 3. unchanged input: nothing refitted, no evaluations row, no new version of either table
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run3 = run_task("baselines", cfg, run_id="r3", spark=spark, tables=store)
+    assert run3.status == "succeeded", run3.error
+    det = run3.result.details["methods"]["tfidf_lr"]
+    assert fits == ["tfidf_lr"] * 2 and det["reused"] is True and det["model_id"] == first_model
+    assert det["micro_f1"] == run2.result.details["methods"]["tfidf_lr"]["micro_f1"]
+    assert det["predictions_written"] == 0 and run3.result.rows_out == 0
+    reused = [r.getMessage() for r in caplog.records if "reused model" in r.getMessage()]
+    assert len(reused) == 1 and first_model in reused[0] and "run r2" in reused[0], reused
+    assert models() == [first_model] and evaluations() == [{"run_id": "r2", "model_id": first_model}]
+    assert (version(PREDICTIONS), version(EVALUATIONS)) == (predictions_v, evaluations_v)
+
+    # 4. changed labels: a new model, trained and evaluated, its predictions written
+    changed = [{**r, "labels": ["ship"] if r["labels"] != ["ship"] else ["trade"]} if i == 0 else r
+               for i, r in enumerate(labelled)]
+    write_labels(changed)
+    run4 = run_task("baselines", cfg, run_id="r4", spark=spark, tables=store)
+    assert run4.status == "succeeded", run4.error
+    assert fits == ["tfidf_lr"] * 3 and run4.result.details["methods"]["tfidf_lr"]["reused"] is False
+    second_model = run4.result.details["methods"]["tfidf_lr"]["model_id"]
+    assert second_model != first_model and models() == sorted([first_model, second_model])
+    assert evaluations() == [{"run_id": "r2", "model_id": first_model}, {"run_id": "r4", "model_id": second_model}]
+    assert set(store.read_arrow(PREDICTIONS, ["model"]).column("model").to_pylist()) == {second_model}
+
+    # 5. the labels back as they were: the first model is reused (not refitted) and, being current again,
+    #    its evaluation is recorded for this run
+    write_labels(labelled)
+    run5 = run_task("baselines", cfg, run_id="r5", spark=spark, tables=store)
+    assert run5.status == "succeeded", run5.error
+    assert fits == ["tfidf_lr"] * 3 and run5.result.details["methods"]["tfidf_lr"]["reused"] is True
+    assert evaluations()[-1] == {"run_id": "r5", "model_id": first_model} and len(evaluations()) == 3
+    assert set(store.read_arrow(PREDICTIONS, ["model"]).column("model").to_pylist()) == {first_model}
+
+
 def test_training_fingerprint_follows_data_and_model_settings_only():
     """The model id is content-addressed: unchanged input -> same id -> no prediction row rewritten."""
     from lakedoc.baselines.stage import training_fingerprint
+    from lakedoc.config_schema import BaselinesSettings
 
     train = [{"text": "crude oil prices rose", "labels": ["crude"]}, {"text": "wheat harvest", "labels": ["grain"]}]
     val = [{"text": "tanker rates", "labels": ["ship", "crude"]}]
-    sec = {"methods": ["tfidf_lr"], "lr_max_iter": 100, "mlflow_enabled": True, "seed": 13}
+    sec = BaselinesSettings(methods=["tfidf_lr"], lr_max_iter=100, mlflow_enabled=True, seed=13)
     fp = training_fingerprint("tfidf_lr", train, val, [], sec)
-    assert len(fp) == 16 and fp == training_fingerprint("tfidf_lr", list(train), val, [], dict(sec))
+    assert len(fp) == 16 and fp == training_fingerprint("tfidf_lr", list(train), val, [], sec.model_copy())
+    # the section as a mapping (cfg["baselines"]) gives the same id as the typed section
+    assert fp == training_fingerprint("tfidf_lr", train, val, [], sec.model_dump(mode="json"))
     # label order and settings that do not change the model leave it alone
     val_reordered = [{"text": "tanker rates", "labels": ["crude", "ship"]}]
-    assert fp == training_fingerprint("tfidf_lr", train, val_reordered, [],
-                                      {**sec, "methods": ["tfidf_lr", "embedding_lr"], "mlflow_enabled": False})
+    assert fp == training_fingerprint("tfidf_lr", train, val_reordered, [], sec.model_copy(update={
+        "methods": ["tfidf_lr", "embedding_lr"], "mlflow_enabled": False, "model_dir": "/elsewhere"}))
     # data, labels, model settings, method and embedding model change it
     assert fp != training_fingerprint("tfidf_lr", train[:1], val, [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, [{"text": "tanker rates", "labels": ["ship"]}], [], sec)
-    assert fp != training_fingerprint("tfidf_lr", train, val, [], {**sec, "lr_max_iter": 50})
+    assert fp != training_fingerprint("tfidf_lr", train, val, [], sec.model_copy(update={"lr_max_iter": 50}))
     # the fit path (parallel scikit-learn vs Spark ML per label) changes the model: part of the id
-    assert fp != training_fingerprint("tfidf_lr", train, val, [], {**sec, "parallel_fit_max_mb": 0.0})
+    assert fp != training_fingerprint("tfidf_lr", train, val, [], sec.model_copy(update={"parallel_fit_max_mb": 0.0}))
     assert fp != training_fingerprint("embedding_lr", train, val, [], sec)
     assert fp != training_fingerprint("tfidf_lr", train, val, [], sec, embedding_model="e5")
 
@@ -344,24 +450,20 @@ def _store(kind, spark, tmp_path):
 def test_predictions_of_documents_that_left_the_ok_set_are_removed(spark, tmp_path, kind):
     """Issue #11 (a): baseline predictions of deleted / no-longer-ok documents go; zero-shot rows stay
     (``classify`` owns them)."""
-    from lakedoc.baselines.stage import PREDICTIONS
     from lakedoc.config import load_config
     from lakedoc.tasks import run_task
 
     store = _store(kind, spark, tmp_path)
-    store.merge("documents_redacted", pa.Table.from_pylist([
+    store.merge(DOCUMENTS_REDACTED, pa.Table.from_pylist([
         {"doc_id": "keep", "redacted_text": "some text", "status": "ok", "error": None},
         {"doc_id": "broken", "redacted_text": None, "status": "error", "error": "CorruptError: x"},
-    ]), keys=["doc_id"])
-    schema = pa.schema([("doc_id", pa.string()), ("label", pa.string()), ("score", pa.float64()),
-                        ("predicted", pa.bool_()), ("threshold", pa.float64()), ("method", pa.string()),
-                        ("model", pa.string()), ("run_id", pa.string())])
+    ], schema=DOCUMENTS_REDACTED.schema))
     rows = [{"doc_id": d, "label": "a", "score": 0.9, "predicted": True, "threshold": 0.5, "method": m,
              "model": f"{m}-x", "run_id": "r0"}
             for d in ("keep", "deleted", "broken") for m in ("tfidf_lr", "embedding_xgb", "zero_shot")]
     for m in ("tfidf_lr", "embedding_xgb", "zero_shot"):
-        store.merge(PREDICTIONS, pa.Table.from_pylist([r for r in rows if r["method"] == m], schema=schema),
-                    keys=["doc_id", "label", "method"], scope={"method": m}, partition_by=["method"])
+        store.merge(PREDICTIONS, pa.Table.from_pylist([r for r in rows if r["method"] == m], schema=PREDICTIONS.schema),
+                    scope=PREDICTIONS.scope_of(m))
     cfg = load_config("local", sets=FAST + [f"tables.warehouse={tmp_path / 'wh'}", "baselines.methods=[tfidf_lr]",
                                             "baselines.generate_synthetic=false", "baselines.mlflow_enabled=false"])
     run = run_task("baselines", cfg, run_id="r1", spark=spark, tables=store)

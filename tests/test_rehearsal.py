@@ -21,7 +21,7 @@ from conftest import ROOT
 pytestmark = pytest.mark.spark
 
 TABLES = ["documents", "documents_redacted", "pii_findings", "chunks", "embeddings", "predictions",
-          "index_state", "pipeline_runs"]
+          "evaluations", "index_state", "pipeline_runs"]
 
 
 def _run(samples: Path, warehouse: Path) -> subprocess.CompletedProcess:

@@ -207,11 +207,12 @@ class SparkMultiLabel:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: str, cfg=None) -> SparkMultiLabel:
+    def load(cls, path: str, cfg=None, spark=None) -> SparkMultiLabel:
+        """The model :meth:`save` wrote to ``path``; ``spark``: the session to use (None: as ``__init__``)."""
         from pyspark.ml import PipelineModel
 
         meta = json.loads(_read_text(f"{path}/meta.json"))
-        inst = cls()
+        inst = cls(spark)
         inst._get_spark(cfg)
         inst.label_names = meta["label_names"]
         inst.params = meta["params"]

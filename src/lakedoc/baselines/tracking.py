@@ -49,7 +49,7 @@ def log_evaluation(cfg, result, source: str = "task", run_id: str | None = None,
               **{f"n_{k}": v for k, v in result.sizes.items()},
               "at_least_one": result.thresholds.at_least_one,
               "global_threshold": round(result.thresholds.global_threshold, 4)}
-    for k, v in cfg["baselines"].items():
+    for k, v in cfg.baselines.model_dump(mode="json").items():
         if k.startswith(("num_", "ngram", "stop_", "min_", "lr_", "xgb_", "max_pos", "seed", "validation_",
                          "test_")):
             params[f"cfg.{k}"] = v
