@@ -204,3 +204,90 @@ def test_a_run_killed_with_sigkill_leaves_a_lock_the_next_run_takes_over_at_once
         holder.kill()
         holder.wait()
     assert not lock_path(wh).exists()
+
+
+def _task_args(wh: Path, inp: Path, task: str, *extra: str) -> list[str]:
+    return ["task", "--task", task, "--target", "local", "--conf-dir", str(ROOT / "conf"), "--input", str(inp),
+            "--set", f"tables.warehouse={wh}", *extra]
+
+
+def test_lakedoc_task_refuses_with_exit_2_before_spark_while_a_run_holds_the_lock(tmp_path, capsys, monkeypatch,
+                                                                                  no_leftover_log_handlers):
+    """``lakedoc task`` writes the same tables as a run: it takes the same lock, with the same refusal."""
+    import lakedoc.spark
+    from lakedoc.cli import main
+
+    def no_spark(*a, **k):
+        raise AssertionError("Spark must not start while the warehouse is locked")
+
+    monkeypatch.setattr(lakedoc.spark, "get_spark", no_spark)
+    wh, inp = tmp_path / "wh", tmp_path / "in"
+    inp.mkdir()
+    with RunLock(wh, "holder-run", command="lakedoc run"):
+        rc = main(_task_args(wh, inp, "ingest_docx"))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2
+        assert len(err) == 1 and err[0].startswith("error: another lakedoc run holds the warehouse lock")
+        assert "holder-run" in err[0] and f"pid {os.getpid()}" in err[0]
+        assert read_lock(lock_path(wh))["run_id"] == "holder-run"
+
+
+def test_lakedoc_task_holds_the_lock_while_its_task_runs_and_releases_it(tmp_path, capsys, monkeypatch,
+                                                                          no_leftover_log_handlers):
+    """While ``lakedoc task`` runs its task the lock names it; another run (another process) is refused
+    with one line naming the task; afterwards the lock is gone."""
+    import lakedoc.spark
+    import lakedoc.tables
+    from lakedoc import tasks
+    from lakedoc.cli import main
+
+    class Store:  # pipeline_runs stand-in: nothing on record yet, writes accepted
+        def exists(self, table):
+            return False
+
+        def merge(self, table, data, **kw):
+            pass
+
+    wh, inp = tmp_path / "wh", tmp_path / "in"
+    inp.mkdir()
+    seen: dict = {}
+
+    def stage(ctx):
+        seen["lock"] = read_lock(lock_path(wh))
+        seen["other"] = _other_process(wh)
+        return tasks.TaskResult(rows_in=1, rows_out=1)
+
+    monkeypatch.setattr(lakedoc.spark, "get_spark", lambda cfg=None: object())
+    monkeypatch.setattr(lakedoc.tables, "open_store", lambda cfg, spark=None: Store())
+    monkeypatch.setattr(tasks, "resolve", lambda task: stage)
+    rc = main(_task_args(wh, inp, "redact_pii", "--run-id", "task-run-1"))
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    assert "redact_pii: succeeded" in capsys.readouterr().out
+    lock = seen["lock"]
+    assert lock["run_id"] == "task-run-1" and lock["command"] == "lakedoc task --task redact_pii"
+    assert lock["pid"] == os.getpid()
+    other = seen["other"]
+    assert other.returncode == 2
+    assert other.stdout.startswith("another lakedoc task --task redact_pii holds the warehouse lock")
+    assert "task-run-1" in other.stdout and len(other.stdout.strip().splitlines()) == 1
+    assert not lock_path(wh).exists()
+
+
+def test_the_lock_applies_to_local_warehouse_folders_off_databricks_only(tmp_path, monkeypatch):
+    from lakedoc.config import load_config
+    from lakedoc.runlock import acquire_for, lock_folder
+
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+
+    def cfg(target: str, warehouse: str | None):
+        return load_config(target, conf_dir=ROOT / "conf", sets=[f"tables.warehouse={warehouse}"], environ={})
+
+    wh = tmp_path / "wh"
+    assert lock_folder(cfg("local", str(wh))) == str(wh)  # delta_rs tables
+    assert lock_folder(cfg("rehearsal", str(wh))) == str(wh)  # local Delta-on-Spark (unity_catalog backend)
+    for remote in ("abfss://fs@acct.dfs.core.windows.net/wh", "dbfs:/wh", "/Volumes/main/lakedoc/wh"):
+        assert lock_folder(cfg("local", remote)) is None, remote
+        assert acquire_for(cfg("local", remote), "r", command="lakedoc run") is None
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "18.0")
+    assert lock_folder(cfg("local", str(wh))) is None  # Unity Catalog tables; max_concurrent_runs: 1
+    assert acquire_for(cfg("dev", str(wh)), "r", command="lakedoc run") is None and not wh.exists()

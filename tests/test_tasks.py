@@ -1,6 +1,7 @@
 """run_task: a failing stage is explained at ERROR with its traceback, recorded short, and fails the process."""
 from __future__ import annotations
 
+import json
 import logging
 import runpy
 from pathlib import Path
@@ -208,3 +209,163 @@ def test_an_ingestion_task_reads_its_family_from_its_key():
 
     with pytest.raises(ValueError, match="not an ingestion task"):
         stage.run(Ctx())  # type: ignore[arg-type]
+
+
+# --- the run itself on record: `_run` rows and `skipped` rows (issue #11: a killed run must not look
+# like a shorter all-succeeded run) ---------------------------------------------------------------------
+
+ONLY = "ingest_docx,ingest_pdf,redact_pii,classify"
+
+
+@pytest.mark.parametrize("docx_fails", [True, False])
+def test_lakedoc_run_records_the_run_before_its_first_task_and_after_its_last(
+        monkeypatch, tmp_path, capsys, no_leftover_log_handlers, docx_fails):
+    """``lakedoc run`` (the real runner, entry point and run_task; stages and store stand-ins): a ``_run``
+    row ``running`` before any task row, a ``skipped`` row for each task skipped, and ``_run``
+    ``failed``/``succeeded`` written last. The tasks ran under the run's lock without taking it."""
+    import lakedoc.spark
+    import lakedoc.tables
+    from lakedoc.cli import main
+    from lakedoc.runlock import lock_path, read_lock
+
+    store = FakeStore()
+    monkeypatch.setattr(lakedoc.spark, "get_spark", lambda cfg=None: object())
+    monkeypatch.setattr(lakedoc.tables, "open_store", lambda cfg, spark=None: store)
+    wh = tmp_path / "wh"
+    holders = []
+
+    def stage(ctx):
+        holders.append(read_lock(lock_path(wh)))
+        return working_stage(ctx)
+
+    stages = {"ingest_docx": failing_stage if docx_fails else stage, "ingest_pdf": stage, "redact_pii": stage,
+              "classify": stage}
+    monkeypatch.setattr(tasks, "resolve", lambda task: stages[task])
+    (tmp_path / "in").mkdir()
+    rc = main(["run", "--root", str(ROOT), "--input", str(tmp_path / "in"), "--warehouse", str(wh),
+               "--only", ONLY, "--parallel", "1"])
+    out = capsys.readouterr()
+    assert rc == (1 if docx_fails else 0), out.err[-2000:]
+    m = [line for line in out.err.splitlines() if line.startswith("lakedoc run ")]
+    run_id = m[0].split()[2].rstrip(":")
+
+    hist = store.history
+    assert all(r["run_id"] == run_id for r in hist)
+    first, last = hist[0], hist[-1]
+    assert (first["task"], first["status"], first["ended_at"]) == (tasks.RUN_TASK, "running", None)
+    assert json.loads(first["details"])["tasks"] == ONLY.split(",")
+    assert last["task"] == tasks.RUN_TASK and last["ended_at"] is not None
+    assert last["started_at"] == first["started_at"] and last["duration_s"] >= 0
+    assert [r["task"] for r in hist].count(tasks.RUN_TASK) == 2, "written once before, once after"
+    rows = {r["task"]: r for r in store.rows}
+    if docx_fails:
+        assert {t: r["status"] for t, r in rows.items()} == {
+            "_run": "failed", "ingest_docx": "failed", "ingest_pdf": "succeeded", "redact_pii": "skipped",
+            "classify": "skipped"}
+        assert rows["redact_pii"]["error"] == "upstream failed: ingest_docx"
+        assert rows["classify"]["error"] == "upstream failed: redact_pii"
+        assert rows["redact_pii"]["started_at"] == rows["redact_pii"]["ended_at"]
+        assert rows["redact_pii"]["duration_s"] == 0
+        assert last["error"] == "failed: ingest_docx; skipped: classify, redact_pii"
+        assert json.loads(last["details"])["tasks"] == {
+            "failed": ["ingest_docx"], "skipped": ["classify", "redact_pii"], "succeeded": ["ingest_pdf"]}
+    else:
+        assert {t: r["status"] for t, r in rows.items()} == {t: "succeeded" for t in ["_run", *ONLY.split(",")]}
+        assert last["error"] is None
+    # every task ran under the run's lock (pipelines/task.py does not take it: no refusal of itself)
+    assert holders and all(h is not None and h["run_id"] == run_id and h["command"] == "lakedoc run"
+                           for h in holders)
+    assert not lock_path(wh).exists()
+
+
+def test_the_run_is_recorded_failed_when_the_runner_itself_stops(monkeypatch):
+    """Ctrl-C (or any error) inside the runner: ``_run`` is written ``failed`` and the exception goes on."""
+    from lakedoc import runner
+
+    store = FakeStore()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(runner, "run_dag", interrupted)
+    spec = runner.TaskSpec("ingest_pdf", [], ROOT / "pipelines" / "task.py", [])
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_recorded([spec], [], load_config("local", environ={}), "r9", job_key="lakedoc", tables=store)
+    assert [(r["task"], r["status"]) for r in store.history] == [("_run", "running"), ("_run", "failed")]
+    assert store.rows[0]["error"] == "the runner stopped: KeyboardInterrupt"
+
+
+def test_a_run_without_an_end_is_abandoned_by_the_next_and_noted_by_the_report(tmp_path):
+    """The ``_run`` row of a killed run stays ``running``; the next run's start marks it ``abandoned``;
+    the report of that run says it has no end (the real delta-rs tables, no Spark)."""
+    from datetime import datetime, timezone
+
+    from lakedoc.report.data import gather
+    from lakedoc.tables import LocalDeltaStore
+
+    store = LocalDeltaStore(tmp_path / "wh")
+    cfg = load_config("local", environ={})
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    tasks.record_run_start(store, cfg, "killed", t0, {"job": "lakedoc"})
+    tasks.record_run(store, cfg, tasks.TaskRun("ingest_pdf", "killed", "succeeded", t0, t0, tasks.TaskResult()))
+    # killed here, between two tasks: the run is visibly not finished
+    rows = {r["task"]: r for r in store.read_arrow("pipeline_runs", where={"run_id": "killed"}).to_pylist()}
+    assert rows["_run"]["status"] == "running" and rows["_run"]["ended_at"] is None
+    assert any("killed has no end recorded (running)" in n for n in gather(store, "killed").notes)
+
+    tasks.record_run_start(store, cfg, "next", datetime.now(timezone.utc), {"job": "lakedoc"})
+    rows = {(r["run_id"], r["task"]): r for r in store.read_arrow("pipeline_runs").to_pylist()}
+    assert rows[("killed", "_run")]["status"] == "abandoned"
+    assert rows[("killed", "_run")]["error"] == tasks.ABANDONED_ERROR
+    assert rows[("killed", "ingest_pdf")]["status"] == "succeeded"
+    assert rows[("next", "_run")]["status"] == "running"
+    report = gather(store, "killed")
+    assert [(t.task, t.status) for t in report.tasks] == [("_run", "abandoned"), ("ingest_pdf", "succeeded")]
+    assert any("killed has no end recorded (abandoned)" in n for n in report.notes)
+
+
+@pytest.mark.spark  # a real lakedoc run in a subprocess (killed), then one in this process
+def test_a_run_killed_between_two_tasks_is_visibly_unfinished(tmp_path, spark, capsys, no_leftover_log_handlers):
+    """``LAKEDOC_FAULT=commit:pipeline_runs:3`` kills ``lakedoc run --only ingest_mail_text,redact_pii``
+    right after ``ingest_mail_text``'s end record (commits: ``_run`` start, the task's start, its end),
+    before ``redact_pii`` starts. Its tasks alone would read as a shorter all-succeeded run; the ``_run``
+    row says it did not finish, and the next run marks it ``abandoned``."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from deltalake import DeltaTable
+
+    from lakedoc.cli import main
+
+    inp, wh = tmp_path / "in", tmp_path / "wh"
+    inp.mkdir()
+    (inp / "volumes.csv").write_text("port,tonnes\nRotterdam,1200\nSingapore,900\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("LAKEDOC_TEST_SPARK_MODE", "LAKEDOC_FAULT")}
+    env.update(HF_HUB_OFFLINE="1", LAKEDOC_FAULT="commit:pipeline_runs:3")
+    proc = subprocess.run([sys.executable, "-m", "lakedoc.cli", "run", "--root", str(ROOT), "--input", str(inp),
+                           "--warehouse", str(wh), "--only", "ingest_mail_text,redact_pii"],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=str(ROOT))
+    assert proc.returncode == 137, proc.stderr[-4000:]
+    assert "LAKEDOC_FAULT: commit pipeline_runs #3" in proc.stderr
+    killed = re.search(r"lakedoc run (\S+):", proc.stderr).group(1)  # type: ignore[union-attr]
+
+    def rows(run_id: str) -> dict[str, dict]:
+        t = DeltaTable(str(wh / "pipeline_runs")).to_pyarrow_table().to_pylist()
+        return {r["task"]: r for r in t if r["run_id"] == run_id}
+
+    mine = rows(killed)
+    assert set(mine) == {"_run", "ingest_mail_text"}, mine  # redact_pii never started
+    assert mine["ingest_mail_text"]["status"] == "succeeded"
+    assert mine["_run"]["status"] == "running" and mine["_run"]["ended_at"] is None
+
+    rc = main(["run", "--root", str(ROOT), "--input", str(inp), "--warehouse", str(wh), "--only", "ingest_mail_text"])
+    err = capsys.readouterr().err
+    assert rc == 0, err[-4000:]
+    assert "taking over the stale run lock" in err
+    after = rows(killed)
+    assert after["_run"]["status"] == "abandoned" and after["_run"]["ended_at"] is None
+    assert after["_run"]["error"] == tasks.ABANDONED_ERROR
+    nxt = re.search(r"lakedoc run (\S+):", err).group(1)  # type: ignore[union-attr]
+    assert {t: r["status"] for t, r in rows(nxt).items()} == {"_run": "succeeded", "ingest_mail_text": "succeeded"}

@@ -65,17 +65,32 @@ def _task_parser() -> argparse.ArgumentParser:
     return p
 
 
-def task_main(argv: list[str]):
-    """Entry of ``pipelines/task.py``: parse task parameters, run the task, return its TaskRun."""
+def task_main(argv: list[str], take_lock: bool = False):
+    """Entry of ``pipelines/task.py``: parse task parameters, run the task, return its TaskRun.
+
+    ``take_lock`` (``lakedoc task``): hold the warehouse's run lock (lakedoc.runlock) around the task;
+    raises RunLockHeld before Spark starts when another run holds it. ``pipelines/task.py`` does not:
+    ``lakedoc run`` calls it under its own lock, Databricks under ``max_concurrent_runs: 1``."""
     from lakedoc.config import load_config
-    from lakedoc.tasks import run_task
+    from lakedoc.tasks import new_run_id, run_task
 
     args = _task_parser().parse_args(argv)
     setup_logging(args.verbose)
     cfg = load_config(args.target, conf_dir=args.conf_dir, user_file=args.config, sets=args.set)
     check_local_paths(cfg)
     input_path = args.input if args.input and not args.input.startswith("{{") else None
-    return run_task(args.task, cfg, run_id=args.run_id, input_path=cli_path(input_path) if input_path else None)
+    input_path = cli_path(input_path) if input_path else None
+    if not take_lock:
+        return run_task(args.task, cfg, run_id=args.run_id, input_path=input_path)
+    from lakedoc.runlock import acquire_for
+
+    run_id = args.run_id or new_run_id()
+    lock = acquire_for(cfg, run_id, command=f"lakedoc task --task {args.task}")
+    try:
+        return run_task(args.task, cfg, run_id=run_id, input_path=input_path)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def cli_path(value: str) -> str:
@@ -110,7 +125,7 @@ def find_root(start: Path | None = None) -> Path:
 
 def cmd_run(args) -> int:
     from lakedoc.config import load_config
-    from lakedoc.runner import format_summary, load_bundle, run_dag, select, substitution_context, task_specs
+    from lakedoc.runner import format_summary, load_bundle, run_recorded, select, substitution_context, task_specs
     from lakedoc.tasks import new_run_id
 
     root = Path(args.root).resolve() if args.root else find_root()
@@ -120,20 +135,16 @@ def cmd_run(args) -> int:
     cfg = load_config(args.target, conf_dir=root / "conf", user_file=args.config, sets=sets)
     check_local_paths(cfg)
     input_path = cli_path(args.input) if args.input else cfg.resolve_path(cfg.input.path)
-    # The run lock (lakedoc.runlock): one run at a time per warehouse folder, across processes and
+    # The run lock (lakedoc.runlock): one run at a time per local warehouse folder, across processes and
     # machines sharing it; taken before anything is written or Spark starts, released after the last task.
-    from lakedoc.runlock import RunLock, RunLockHeld
+    from lakedoc.runlock import RunLockHeld, acquire_for
 
     run_id = new_run_id()
-    warehouse = cfg.resolve_path(cfg.tables.warehouse) if cfg.tables.warehouse else None
-    lock = None
-    if warehouse and "://" not in warehouse and not warehouse.startswith(("dbfs:", "/Volumes/")):
-        lock = RunLock(warehouse, run_id)
-        try:
-            lock.acquire()
-        except RunLockHeld as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        lock = acquire_for(cfg, run_id, command="lakedoc run")
+    except RunLockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.target == "local" and "://" not in input_path and not Path(input_path).exists():
             if args.input:
@@ -181,7 +192,9 @@ def cmd_run(args) -> int:
 
         get_spark(cfg)  # one session for every task (tasks find it as the active session)
         with progress:
-            outcomes = run_dag(specs, extra, max_parallel=args.parallel, on_event=on_event)
+            # the run on record in pipeline_runs (task key _run: running, then succeeded/failed; skipped tasks)
+            outcomes = run_recorded(specs, extra, cfg, run_id, job_key=job_key, max_parallel=args.parallel,
+                                    on_event=on_event)
         print()
         print(format_summary(outcomes))
         if cfg.tables.backend == "delta_rs":
@@ -199,7 +212,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_task(args, rest) -> int:
-    run = task_main(rest)
+    from lakedoc.runlock import RunLockHeld
+
+    try:
+        run = task_main(rest, take_lock=True)
+    except RunLockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{run.task}: {run.status} (rows in {run.result.rows_in}, out {run.result.rows_out}"
           f"{', ' + run.error if run.error else ''})")
     return 0 if run.status == "succeeded" else 1

@@ -2,14 +2,23 @@
 
 ``lakedoc run`` takes it before its first task and releases it after its last, so two runs never write
 the same warehouse at once (GitHub issue #11: two concurrent runs marked every bronze row deleted).
+``lakedoc task`` (one task, on the command line) takes it too, around its one task: it writes the same
+tables, so it refuses while a run (or another ``lakedoc task``) writes the warehouse, and a run refuses
+while it works. ``pipelines/task.py`` does not take it: it is the entry point that ``lakedoc run`` calls
+in-process for each task (under the run's lock) and that Databricks runs (below).
+
+Which warehouses (:func:`lock_folder`): the lock is taken when ``tables.warehouse`` is a local folder
+path (not ``scheme://...``, ``dbfs:`` or ``/Volumes/...``) and the process is not on Databricks, i.e.
+the ``delta_rs`` tables of ``local`` and the ``rehearsal`` target's local Delta-on-Spark tables, which
+live under that folder (``<warehouse>/<schema>.db``), as do the LanceDB index and the run reports.
+Unity Catalog tables on Databricks are not behind it: there the job's ``max_concurrent_runs: 1``
+serialises runs, and the tasks of one job run write concurrently by design.
 
 The lock is the file ``<warehouse>/_lakedoc_run.lock``, created atomically (``O_CREAT | O_EXCL``) and
-holding JSON ``{run_id, host, pid, started_at, lease_until}``. A daemon thread renews the lease while
-the run lasts. A lock whose lease has expired, or whose pid is dead on this same host, is stale: it is
-taken over (with a WARNING). Anything else refuses at once with :class:`RunLockHeld`, whose message is
-one line naming the holder and how to clear a stale lock.
-
-On Databricks the job's ``max_concurrent_runs: 1`` serialises runs; ``lakedoc run`` is local-only.
+holding JSON ``{run_id, host, pid, started_at, lease_until, command}``. A daemon thread renews the lease
+while the run lasts. A lock whose lease has expired, or whose pid is dead on this same host, is stale:
+it is taken over (with a WARNING). Anything else refuses at once with :class:`RunLockHeld`, whose
+message is one line naming the holder and how to clear a stale lock.
 """
 from __future__ import annotations
 
@@ -37,17 +46,43 @@ class RunLockHeld(RuntimeError):
         self.path = path
         self.holder = holder or {}
         h = self.holder
+        command = str(h.get("command") or "lakedoc run")
         who = (f"run {h.get('run_id', '?')} on host {h.get('host', '?')}, pid {h.get('pid', '?')}, "
                f"started {h.get('started_at', '?')} (lease until {h.get('lease_until', '?')})"
                if holder else "a run whose lock file is still being written")
         super().__init__(
-            f"another lakedoc run holds the warehouse lock {path}: {who}; wait for it to finish, or, if that "
+            f"another {command} holds the warehouse lock {path}: {who}; wait for it to finish, or, if that "
             f"run is gone, delete {path} (a lock whose lease expired or whose pid is dead on the same host "
             f"is taken over automatically)")
 
 
 def lock_path(warehouse: str | Path) -> Path:
     return Path(warehouse).expanduser().resolve() / LOCK_NAME
+
+
+def lock_folder(cfg: Any) -> str | None:
+    """The warehouse folder whose lock ``lakedoc run`` / ``lakedoc task`` take for ``cfg``, or None when
+    no lock applies (``tables.warehouse`` unset or not a local folder path, or on Databricks)."""
+    from lakedoc.spark import on_databricks
+
+    value = cfg.tables.warehouse
+    if not value or on_databricks():
+        return None
+    path = cfg.resolve_path(value)
+    if "://" in path or path.startswith(("dbfs:", "/Volumes/")):
+        return None
+    return path
+
+
+def acquire_for(cfg: Any, run_id: str, *, command: str) -> RunLock | None:
+    """Take the lock of ``cfg``'s warehouse (:func:`lock_folder`) for ``run_id``; None when no lock
+    applies. Raises :class:`RunLockHeld` at once when another live run holds it."""
+    folder = lock_folder(cfg)
+    if folder is None:
+        return None
+    lock = RunLock(folder, run_id, command=command)
+    lock.acquire()
+    return lock
 
 
 def _now() -> datetime:
@@ -106,9 +141,10 @@ class RunLock:
     """``with RunLock(warehouse, run_id): ...`` — see the module docstring."""
 
     def __init__(self, warehouse: str | Path, run_id: str, *, lease_s: float = DEFAULT_LEASE_S,
-                 renew_s: float | None = None):
+                 renew_s: float | None = None, command: str | None = None):
         self.path = lock_path(warehouse)
         self.run_id = run_id
+        self.command = command  # what holds it, e.g. "lakedoc task --task redact_pii" (in the refusal)
         self.lease_s = float(lease_s)
         self.renew_s = float(renew_s) if renew_s is not None else min(60.0, self.lease_s / 3)
         self.host = socket.gethostname()
@@ -120,12 +156,15 @@ class RunLock:
 
     # -- content ---------------------------------------------------------------------------------
     def _record(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "host": self.host, "pid": self.pid, "started_at": self.started_at,
-                "lease_until": (_now() + timedelta(seconds=self.lease_s)).isoformat(timespec="seconds")}
+        rec = {"run_id": self.run_id, "host": self.host, "pid": self.pid, "started_at": self.started_at,
+               "lease_until": (_now() + timedelta(seconds=self.lease_s)).isoformat(timespec="seconds")}
+        if self.command:
+            rec["command"] = self.command
+        return rec
 
     def _is_ours(self, holder: dict[str, Any] | None) -> bool:
-        return bool(holder) and all(holder.get(k) == getattr(self, k)  # type: ignore[union-attr]
-                                    for k in ("run_id", "host", "pid"))
+        return holder is not None and bool(holder) and all(holder.get(k) == getattr(self, k)
+                                                           for k in ("run_id", "host", "pid"))
 
     def _create(self) -> bool:
         """Create the lock file atomically with our record; False when it already exists."""
@@ -149,6 +188,7 @@ class RunLock:
                 self._start_renewing()
                 return
             holder = read_lock(self.path)
+            reason: str | None
             if holder is None:
                 # Missing (released meanwhile: retry) or being written (fresh) or left half-written
                 # by a crashed run (old): judge by the file's age.
@@ -160,7 +200,7 @@ class RunLock:
                     raise RunLockHeld(self.path, None)
                 reason = f"it is unreadable and {age:.0f}s old"
             else:
-                reason = stale_reason(holder)  # type: ignore[assignment]
+                reason = stale_reason(holder)
                 if reason is None:
                     raise RunLockHeld(self.path, holder)
             self._take_over(holder, reason)

@@ -6,6 +6,10 @@ It reads ``databricks.yml`` and the ``jobs/*.yml`` it includes, substitutes what
 — the very entry point and parameters a Databricks task runs — in dependency order. Tasks whose
 dependencies are done run concurrently (threads sharing the SparkSession; Spark schedules their jobs
 side by side). A task whose dependency failed is skipped.
+
+:func:`run_recorded` (what ``lakedoc run`` calls) puts the run itself on record in ``pipeline_runs``: a
+``_run`` row ``running`` before the first task, ``succeeded``/``failed`` after the last, and a
+``skipped`` row for each skipped task (:mod:`lakedoc.tasks`).
 """
 from __future__ import annotations
 
@@ -222,6 +226,7 @@ def run_dag(specs: list[TaskSpec], extra_args: list[str], max_parallel: int = 5,
                 if pending:  # only possible if dependencies were filtered badly
                     for key in list(pending):
                         outcomes[key] = Outcome(key, "skipped", error="dependencies not runnable")
+                        notify("skipped", key, outcomes[key])
                         del pending[key]
                 break
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -230,6 +235,58 @@ def run_dag(specs: list[TaskSpec], extra_args: list[str], max_parallel: int = 5,
                 outcomes[spec.key] = fut.result()
                 notify("finished", spec.key, outcomes[spec.key])
     return [outcomes[s.key] for s in specs if s.key in outcomes]
+
+
+def run_recorded(specs: list[TaskSpec], extra_args: list[str], cfg, run_id: str, *, job_key: str,
+                 max_parallel: int = 5, on_event=None, tables=None) -> list[Outcome]:
+    """:func:`run_dag` with the run on record in ``pipeline_runs`` (task key ``_run``): ``running``
+    before the first task starts, ``succeeded`` or ``failed`` after the last one ended (``failed`` also
+    when the runner itself raised, e.g. Ctrl-C: then the exception is re-raised), and a ``skipped`` row
+    for every task skipped because an upstream task failed. ``tables``: the table store (default: the
+    configured one on the process's SparkSession).
+
+    A process killed between two tasks leaves its ``_run`` row ``running``, no end; the next task run
+    or run marks it ``abandoned``. Like :func:`lakedoc.tasks.run_task`, a record that cannot be written
+    is logged (WARNING) and the run goes on.
+    """
+    from lakedoc import tasks as T
+
+    if tables is None:
+        from lakedoc.spark import get_spark
+        from lakedoc.tables import open_store
+
+        tables = open_store(cfg, get_spark(cfg))
+    notify = on_event or (lambda *a: None)
+    started = datetime.now(timezone.utc)
+    details = {"job": job_key, "tasks": [s.key for s in specs]}
+    try:
+        T.record_run_start(tables, cfg, run_id, started, details)
+    except Exception as exc:  # noqa: BLE001 - recording must not stop the run
+        log.warning("could not record the start of run %s in pipeline_runs: %s", run_id, exc)
+
+    def on_dag_event(kind: str, key: str, outcome: Outcome | None) -> None:
+        if kind == "skipped" and outcome is not None:
+            try:
+                T.record_skipped(tables, cfg, run_id, key, datetime.now(timezone.utc), outcome.error or "skipped")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not record skipped task %s in pipeline_runs: %s", key, exc)
+        notify(kind, key, outcome)
+
+    outcomes: list[Outcome] = []
+    error: str | None = None
+    try:
+        outcomes = run_dag(specs, extra_args, max_parallel=max_parallel, on_event=on_dag_event)
+    except BaseException as exc:
+        error = f"the runner stopped: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        raise
+    finally:
+        statuses = {s.key: "not run" for s in specs} | {o.key: o.status for o in outcomes}
+        try:
+            status = T.record_run_end(tables, cfg, run_id, started, statuses, {"job": job_key}, error)
+            log.info("run %s %s (%d task(s))", run_id, status, len(statuses))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not record the end of run %s in pipeline_runs: %s", run_id, exc)
+    return outcomes
 
 
 def format_summary(outcomes: list[Outcome]) -> str:

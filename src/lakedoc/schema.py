@@ -325,7 +325,8 @@ CHUNK_STATE = TableSpec(
 )
 
 EVALUATIONS = TableSpec(
-    "evaluations", "one row per baselines run and method: metrics on the held-out test split",
+    "evaluations", "one row per baselines run and method it trained (a re-run that reuses an unchanged "
+    "model adds none): metrics on the held-out test split",
     _cols(
         ("run_id", STRING, "the run"),
         ("method", STRING, "the method"),
@@ -376,20 +377,23 @@ INDEX_STATE = TableSpec(
 )
 
 PIPELINE_RUNS = TableSpec(
-    "pipeline_runs", "one row per task run",
+    "pipeline_runs", "one row per task run, and one per run of `lakedoc run` (task `_run`)",
     _cols(
         ("run_id", STRING, "job run id (`{{job.run_id}}` on Databricks, generated locally)"),
-        ("task", STRING, "task key"),
+        ("task", STRING, "task key; `_run`: the run itself (`lakedoc run`: `running` before its first task, "
+                         "`succeeded`/`failed` after its last)"),
         ("target", STRING, "`local`, `rehearsal`, `dev` or `prod`"),
-        ("started_at", TIMESTAMP, "UTC"),
+        ("started_at", TIMESTAMP, "UTC (`skipped`: when the skip was decided)"),
         ("ended_at", TIMESTAMP, "UTC; null while `running` and for `abandoned`"),
         ("duration_s", DOUBLE, "seconds (null without `ended_at`)"),
-        ("status", STRING, "`running`, `succeeded`, `failed` or `abandoned`"),
+        ("status", STRING, "`running`, `succeeded`, `failed`, `abandoned` or `skipped` (an upstream task "
+                           "failed)"),
         ("rows_in", LONG, "rows read by the task"),
         ("rows_out", LONG, "rows written by the task"),
         ("details", STRING, "JSON: per-task counters (e.g. statuses of the files extracted)"),
         ("error", STRING, "`ExceptionClass: message` for a failed task; for an abandoned one `no end recorded: "
-                          "the process was killed or lost`"),
+                          "the process was killed or lost`; for a skipped one `upstream failed: TASKS`; for "
+                          "a failed `_run` the tasks that did not succeed, by status"),
     ),
     keys=("run_id", "task"), partition_by=("task",), scope="task", layer="operations",
 )

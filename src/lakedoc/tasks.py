@@ -5,6 +5,13 @@ here with the same arguments. ``run_task`` builds the configuration, the SparkSe
 store, runs the stage function, and records the run in the ``pipeline_runs`` table (run id, task,
 start, end, status, rows in/out, error): ``running`` before the stage is called, then ``succeeded`` or
 ``failed``; a row an earlier run left ``running`` (its process was killed) is marked ``abandoned``.
+
+A whole run of the job (``lakedoc run``, :func:`lakedoc.runner.run_recorded`) is on record too, under
+the task key :data:`RUN_TASK` (``_run``): ``running`` before its first task (:func:`record_run_start`),
+``succeeded`` or ``failed`` after its last (:func:`record_run_end`); a task the runner skips because an
+upstream task failed gets a ``skipped`` row (:func:`record_skipped`). A run killed between two tasks
+thus keeps its ``_run`` row ``running`` (``abandoned`` once the next run starts), where its finished
+tasks alone would look like a shorter, all-succeeded run.
 """
 from __future__ import annotations
 
@@ -71,7 +78,7 @@ class TaskContext:
 class TaskRun:
     task: str
     run_id: str
-    status: str  # "succeeded" | "failed" (pipeline_runs also holds "running" and "abandoned" rows)
+    status: str  # "succeeded" | "failed" (pipeline_runs also holds "running", "abandoned", "skipped" rows)
     started_at: datetime
     ended_at: datetime
     result: TaskResult
@@ -93,8 +100,10 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-RUNNING, ABANDONED = "running", "abandoned"
+RUNNING, ABANDONED, SKIPPED = "running", "abandoned", "skipped"
 ABANDONED_ERROR = "no end recorded: the process was killed or lost"
+RUN_TASK = "_run"
+"""The ``pipeline_runs`` task key of a whole run's own row (no real task key starts with ``_``)."""
 
 
 def _run_row(cfg: Config, run_id: str, task: str, started: datetime, ended: datetime | None, status: str,
@@ -140,6 +149,39 @@ def mark_abandoned(tables, run_id: str) -> int:
         log.warning("pipeline_runs: %d earlier run(s) of task %s had no end recorded: marked %s (run ids %s)",
                     len(marked), task, ABANDONED, ", ".join(sorted(r["run_id"] for r in marked)))
     return len(rows)
+
+
+def record_skipped(tables, cfg: Config, run_id: str, task: str, at: datetime, error: str) -> None:
+    """A task the runner did not start (an upstream task failed): ``skipped``, started and ended at
+    ``at`` (when the skip was decided, duration 0), ``error`` saying why."""
+    _merge_runs(tables, task, [_run_row(cfg, run_id, task, at, at, SKIPPED, TaskResult(), error)])
+
+
+def record_run_start(tables, cfg: Config, run_id: str, started: datetime, details: dict[str, Any]) -> None:
+    """The run's own ``_run`` row, ``running``, written before its first task (after marking what
+    earlier runs left ``running`` as ``abandoned``)."""
+    mark_abandoned(tables, run_id)
+    _merge_runs(tables, RUN_TASK, [_run_row(cfg, run_id, RUN_TASK, started, None, RUNNING,
+                                            TaskResult(details=details), None)])
+
+
+def record_run_end(tables, cfg: Config, run_id: str, started: datetime, statuses: dict[str, str],
+                   details: dict[str, Any], error: str | None = None) -> str:
+    """The run's ``_run`` row after its last task: ``succeeded`` when every task did (and ``error`` is
+    None: the runner itself did not fail), else ``failed`` with the tasks that did not. ``statuses``:
+    task key -> its outcome. Returns the status written. rows_in/rows_out stay 0 (the tasks' rows hold
+    them); ``details`` gets the task keys by outcome."""
+    by_status: dict[str, list[str]] = {}
+    for task, status in statuses.items():
+        by_status.setdefault(status, []).append(task)
+    not_ok = {k: sorted(v) for k, v in sorted(by_status.items()) if k != "succeeded"}
+    status = "failed" if error or not_ok else "succeeded"
+    if not error and not_ok:
+        error = "; ".join(f"{k}: {', '.join(v)}" for k, v in not_ok.items())
+    details = {**details, "tasks": {k: sorted(v) for k, v in sorted(by_status.items())}}
+    _merge_runs(tables, RUN_TASK, [_run_row(cfg, run_id, RUN_TASK, started, datetime.now(timezone.utc), status,
+                                            TaskResult(details=details), error)])
+    return status
 
 
 def run_task(task: str, cfg: Config, run_id: str | None = None, input_path: str | None = None,

@@ -2,9 +2,15 @@
 
 One document per chunk of a live document (bronze ``documents.is_deleted`` false) whose embedding
 was made by the configured model and prefix scheme *from the chunk's current text*
-(``embeddings.text_hash = chunks.text_hash``): redacted chunk text, vector, file metadata from
-``documents_redacted`` (falling back to bronze ``documents``), the document's predicted labels with
-scores from ``predictions`` (all methods, or ``index.label_method``), dates and run id.
+(``embeddings.text_hash = chunks.text_hash``): redacted chunk text, vector, the document's redacted
+``source_path`` / ``file_name`` and its ``format`` from silver ``documents_redacted``, ``modified_at``
+from bronze, the document's predicted labels with scores from ``predictions`` (all methods, or
+``index.label_method``), dates and run id.
+
+File and folder names come from silver only, never from bronze (which keeps the original, unredacted
+names): a chunk whose document has no silver row is not indexed, and a name silver holds as null
+stays null (silver nulls a name only where bronze has none; a name whose redaction failed is the
+placeholder ``<REDACTION_ERROR>`` there). So the index and ``lakedoc search`` only see redacted names.
 
 ``content_hash`` is a SHA-256 of everything the index holds for the chunk except volatile values
 (run id, push time): the ``index_state`` table stores it, and a chunk is sent again only when it
@@ -37,10 +43,8 @@ def model_identity(cfg: Any) -> tuple[str, str]:
 
 
 def missing_inputs(store) -> list[str]:
-    need = [t.name for t in (CHUNKS, EMBEDDINGS) if not store.exists(t)]
-    if not store.exists(DOCUMENTS) and not store.exists(REDACTED):
-        need.append(f"{DOCUMENTS} or {REDACTED}")
-    return need
+    """The input tables the index needs that do not exist yet (silver supplies the redacted names)."""
+    return [t.name for t in (CHUNKS, EMBEDDINGS, REDACTED) if not store.exists(t)]
 
 
 def index_documents(spark, store, model_id: str, prefix_scheme: str | None, label_method: str | None):
@@ -55,28 +59,20 @@ def index_documents(spark, store, model_id: str, prefix_scheme: str | None, labe
     emb = emb.select("chunk_id", "text_hash", F.col("vector").cast("array<float>").alias("vector"), "model")
     x = chunks.join(emb, on=["chunk_id", "text_hash"], how="inner")
 
-    meta = None
-    if store.exists(DOCUMENTS):
-        bronze = store.read(DOCUMENTS, ["doc_id", "source_path", "file_name", "format", "modified_at", "is_deleted"])
-        meta = (bronze.filter(~F.coalesce(F.col("is_deleted"), F.lit(False)))
-                .select("doc_id", F.col("source_path").alias("b_source_path"), F.col("file_name").alias("b_file_name"),
-                        F.col("format").alias("b_format"), "modified_at"))
-    if store.exists(REDACTED):
-        red = store.read(REDACTED, ["doc_id", "source_path", "file_name", "format"])
-        if meta is None:  # no bronze table: every redacted document counts as live
-            meta = red.select("doc_id", F.col("source_path").alias("b_source_path"),
-                              F.col("file_name").alias("b_file_name"), F.col("format").alias("b_format"),
-                              F.lit(None).cast("timestamp").alias("modified_at"))
-        meta = meta.join(red, on="doc_id", how="left")
-        for c in ("source_path", "file_name", "format"):
-            meta = meta.withColumn(c, F.coalesce(F.col(c), F.col("b_" + c)))
-    else:
-        if meta is None:
-            raise LookupError(f"neither {DOCUMENTS} nor {REDACTED} exists (the caller checks missing_inputs)")
-        for c in ("source_path", "file_name", "format"):
-            meta = meta.withColumn(c, F.col("b_" + c))
+    if not store.exists(REDACTED):
+        raise LookupError(f"{REDACTED} does not exist (the caller checks missing_inputs)")
+    # names from silver only: bronze's are the unredacted originals and never reach the index
+    meta = store.read(REDACTED, ["doc_id", "source_path", "file_name", "format"])
+    if store.exists(DOCUMENTS):  # live documents only; bronze gives modified_at (and a missing format)
+        bronze = store.read(DOCUMENTS, ["doc_id", "format", "modified_at", "is_deleted"])
+        bronze = (bronze.filter(~F.coalesce(F.col("is_deleted"), F.lit(False)))
+                  .select("doc_id", F.col("format").alias("b_format"), "modified_at"))
+        meta = (meta.join(bronze, on="doc_id", how="inner")
+                .withColumn("format", F.coalesce(F.col("format"), F.col("b_format"))))
+    else:  # no bronze table: every redacted document counts as live
+        meta = meta.withColumn("modified_at", F.lit(None).cast("timestamp"))
     meta = meta.select("doc_id", "source_path", "file_name", "format", "modified_at")
-    x = x.join(meta, on="doc_id", how="inner")  # chunks of deleted documents drop out here
+    x = x.join(meta, on="doc_id", how="inner")  # chunks of deleted or not (yet) redacted documents drop out
 
     empty_labels = F.array().cast("array<string>")
     empty_scores = F.array().cast("array<struct<label:string,score:double,method:string>>")

@@ -93,7 +93,7 @@ _NAME_COLUMNS = ("file_name", "source_path")
 _NAME_SEPARATORS = str.maketrans("_-./", "    ")
 _SEGMENT = re.compile(r"[^/\\]+")
 _URI_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
-_NAME_WITHHELD = "<REDACTION_ERROR>"  # not null: the index falls back to bronze names on null
+_NAME_WITHHELD = "<REDACTION_ERROR>"  # never the original, never null (a null name means "none")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
