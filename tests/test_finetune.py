@@ -188,7 +188,9 @@ def test_finetuned_method_through_the_harness(reuters):
     assert res.test_scores is not None and res.test_scores.shape == (len(reuters["test"]), len(LABELS))
 
 
-def test_cli_end_to_end(reuters, tmp_path, capsys):
+def test_cli_end_to_end(reuters, tmp_path, capsys, caplog, no_leftover_log_handlers):
+    import logging
+
     from lakedoc.cli import main
     from lakedoc.finetune.model import DualEncoder
 
@@ -197,6 +199,7 @@ def test_cli_end_to_end(reuters, tmp_path, capsys):
     train.write_text("".join(json.dumps(r) + "\n" for r in reuters["train"][::2] + reuters["validation"]))
     test.write_text("".join(json.dumps(r) + "\n" for r in reuters["test"]))
     out = tmp_path / "model"
+    caplog.set_level(logging.INFO, logger="lakedoc.finetune.cli")
     rc = main(["finetune", "--train", str(train), "--test", str(test), "--out", str(out),
                "--set", "finetune.max_seq_length=32", "--set", "finetune.batch_size=10",
                "--set", "finetune.epochs=1", "--set", "finetune.lora.r=4", "--set", "finetune.device=cpu",
@@ -204,10 +207,15 @@ def test_cli_end_to_end(reuters, tmp_path, capsys):
                "--set", "baselines.validation_fraction=0.3", "--set", "baselines.min_words=5"])
     assert rc == 0
     captured = capsys.readouterr()
-    assert "finetune: step" in captured.err and "val macro-F1" in captured.err
+    # one INFO log line per evaluation; stderr is no terminal here, so no progress bar is drawn
+    lines = [r.getMessage() for r in caplog.records if r.name == "lakedoc.finetune.cli"]
+    evals = [ln for ln in lines if ln.startswith("finetune: step")]
+    assert evals and all("val macro-F1" in ln for ln in evals), lines
+    assert "eval/s" not in captured.err and "eval [" not in captured.err, captured.err[-2000:]
     assert "test micro-F1" in captured.out and "held-out labels (1)" in captured.out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["sizes"]["test"] == len(reuters["test"]) and metrics["sizes"]["trained_labels"] == 4
     assert 0.0 <= metrics["test"]["micro_f1"] <= 1.0 and metrics["history"]
+    assert len(evals) == len(metrics["history"])
     assert metrics["holdout"]["labels"] == [HOLDOUT] and "before" in metrics["holdout"]
     assert DualEncoder.load(out).label_names == sorted(LABELS)  # the held-out label is scored too

@@ -1,7 +1,9 @@
 """The run report: after a real local run of the job DAG on the sample files (plus two files whose
-names carry an e-mail address), ``lakedoc run`` writes the page; it shows the run's real counts, at
-least four inline SVG charts, no document text and no raw file name; it renders in headless Chromium
-with no console error and every chart laid out; the ``report`` task and ``lakedoc report`` write it too."""
+names carry an e-mail address; the baselines task with one fast method, so the run writes evaluations),
+``lakedoc run`` writes the page; it shows the run's real counts and F1 scores, at least four inline SVG
+charts, no document text and no raw file name; it renders in headless Chromium with no console error and
+every chart laid out; the ``report`` task and ``lakedoc report`` write it too, the latter with the
+retrieval metrics ``lakedoc evaluate-search`` measured on the run's index."""
 from __future__ import annotations
 
 import contextlib
@@ -20,6 +22,8 @@ PII_NAME_OK = "offer_letter_jane.doe@example.com.docx"
 PII_NAME_BAD = "invoice_john.smith@example.org.pdf"
 PII_VALUES = ["jane.doe@example.com", "john.smith@example.org", "jane.doe", "john.smith"]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+BASELINES = ["baselines.methods=[tfidf_lr]", "baselines.mlflow_enabled=false", "baselines.num_features=4096",
+             "baselines.lr_max_iter=20", "baselines.parallel_labels=2"]
 
 
 def _delta(wh: Path, table: str):
@@ -43,13 +47,17 @@ def run(tmp_path_factory, sample_dir, _spark_config):
     shutil.copyfile(next((samples / "docx").glob("acq_*.docx")), samples / "docx" / PII_NAME_OK)
     (samples / "pdf" / PII_NAME_BAD).write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 8)  # not a readable PDF
     wh = base / "wh"
+    # the baselines task with its fastest method on a small synthetic labelled set (the methods
+    # themselves are tested in tests/test_baselines.py): the run writes real evaluations rows
+    from lakedoc.baselines.synthetic import write_synthetic
+
+    labels = write_synthetic(base / "labels.jsonl", n_docs=160, seed=7)
     out = io.StringIO()
-    # every task but the baselines' model training (the slowest task by far, tested on its own in
-    # tests/test_baselines.py); the report's evaluation section is checked when evaluations exist
     with contextlib.redirect_stdout(out):
         rc = main(["run", "--root", str(ROOT), "--input", str(samples), "--warehouse", str(wh),
                    "--config", str(ROOT / "conf" / "samples.yml"), "--parallel", "2",
-                   "--only", "ingest_*,redact_pii,classify,embed,index,report"])
+                   "--only", "ingest_*,redact_pii,classify,baselines,embed,index,report",
+                   *[a for kv in BASELINES for a in ("--set", kv)], "--set", f"baselines.train_path={labels}"])
     stdout = out.getvalue()
     runs = _delta(wh, "pipeline_runs").to_table().to_pylist()
     if not (wh / "documents" / "_delta_log").is_dir():
@@ -69,6 +77,12 @@ def page(run) -> tuple[Path, str]:
     return path, path.read_text(encoding="utf-8")
 
 
+def _chart(html: str, chart_id: str) -> str:
+    m = re.search(rf'<svg id="{chart_id}".*?</svg>', html, re.S)
+    assert m, f"no {chart_id} in the page"
+    return m.group(0)
+
+
 def _row(*cells: object, numeric_from: int) -> str:
     tds = "".join(f'<td class="n">{c:,}</td>' if i >= numeric_from and isinstance(c, int)
                   else f"<td>{escape(str(c))}</td>" for i, c in enumerate(cells))
@@ -80,7 +94,9 @@ def test_run_writes_a_self_contained_page_with_at_least_four_charts(run, page):
     _, html = page
     charts = re.findall(r'<svg id="(chart-[a-z0-9-]+)"', html)
     assert len(charts) >= 4, charts
-    assert {"chart-timeline", "chart-files", "chart-pii", "chart-labels", "chart-throughput"} <= set(charts)
+    assert {"chart-timeline", "chart-files", "chart-pii", "chart-labels", "chart-eval", "chart-f1-heatmap",
+            "chart-throughput"} <= set(charts)
+    assert "chart-retrieval" not in charts and "No retrieval metrics" in html  # evaluate-search has not run
     # self-contained: no script, no stylesheet link, nothing fetched
     assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html) and "url(" not in html
@@ -116,8 +132,21 @@ def test_page_shows_the_real_counts_of_the_tables(run, page):
     chosen = preds.filter(pc.fill_null(preds["predicted"], False))
     for r in chosen.group_by(["method", "label"]).aggregate([([], "count_all")]).to_pylist():
         assert _row(r["method"], r["label"], r["count_all"], numeric_from=2) in html, r
-    if (wh / "evaluations").is_dir():
-        assert 'id="chart-eval"' in html and 'id="chart-f1-heatmap"' in html
+
+    # the evaluations the run's baselines task wrote: the F1 chart, the heat map and their numbers
+    evals = _delta(wh, "evaluations").to_table(columns=["run_id", "method", "micro_f1", "macro_f1", "n_test",
+                                                        "per_label"]).to_pylist()
+    assert [e["method"] for e in evals if e["run_id"] == run["run_id"]] == ["tfidf_lr"], evals
+    chart, heat = _chart(html, "chart-eval"), _chart(html, "chart-f1-heatmap")
+    for e in evals:
+        assert (f'<tr><td>{e["method"]}</td><td class="n">{e["micro_f1"]:,.3f}</td>'
+                f'<td class="n">{e["macro_f1"]:,.3f}</td><td class="n">{e["n_test"]:,}</td></tr>') in html, e
+        assert f"{e['method']} micro F1: {e['micro_f1']:.3f}" in chart and f"macro F1: {e['macro_f1']:.3f}" in chart
+        per_label = json.loads(e["per_label"])
+        assert len(per_label) >= 2
+        for label, v in per_label.items():
+            assert f'<tr><td>{e["method"]}</td><td>{escape(label)}</td><td class="n">{v["f1"]:,.3f}</td></tr>' in html
+            assert escape(f"{e['method']} / {label}: {v['f1']:.3f}") in heat, label
 
 
 @pytest.mark.spark
@@ -166,6 +195,62 @@ def test_report_command_without_tables_says_so(tmp_path, capsys):
     assert "no pipeline_runs table" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def search_page(run, tmp_path_factory) -> tuple[Path, str, dict]:
+    """``lakedoc evaluate-search`` on the run's index (each query: the opening words of a document's first
+    chunk, relevant: that document), then ``lakedoc report`` with no --search-metrics: the page and the
+    metrics evaluate-search wrote."""
+    from lakedoc.cli import main
+
+    base = tmp_path_factory.mktemp("search")
+    chunks = _delta(run["wh"], "chunks").to_table(columns=["doc_id", "seq", "text"]).to_pylist()
+    first = {c["doc_id"]: c["text"] for c in sorted(chunks, key=lambda c: -c["seq"])}
+    assert len(first) >= 5
+    queries = base / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"id": d, "query": " ".join(re.findall(r"[A-Za-z]{3,}", t)[:12]),
+                                           "relevant": [d]}) + "\n" for d, t in sorted(first.items())),
+                       encoding="utf-8")
+    metrics_out = base / "metrics.json"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["evaluate-search", "--queries", str(queries), "--warehouse", str(run["wh"]),
+                   "--out", str(metrics_out)])
+    assert rc == 0, out.getvalue()
+    metrics = json.loads(metrics_out.read_text(encoding="utf-8"))
+    # the latest metrics are left beside the reports, where the report finds them
+    assert json.loads((run["wh"] / "_reports" / "search-metrics.json").read_text(encoding="utf-8")) == metrics
+    path = base / "report.html"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["report", "--warehouse", str(run["wh"]), "--run-id", run["run_id"], "--out", str(path)]) == 0
+    return path, path.read_text(encoding="utf-8"), metrics
+
+
+def base_of(search_page) -> Path:
+    return search_page[0].parent
+
+
+@pytest.mark.spark
+def test_report_shows_the_latest_retrieval_metrics_with_their_date(run, search_page):
+    from datetime import datetime
+
+    _, html, metrics = search_page
+    modes = metrics["modes"]
+    assert set(modes) == {"dense", "fulltext", "hybrid"}, metrics.get("skipped")
+    assert modes["dense"]["queries"] == metrics["queries"] >= 5
+    assert modes["dense"]["recall@10"] > 0.5  # the opening words of a document find it
+    chart = _chart(html, "chart-retrieval")
+    for mode, vals in modes.items():
+        for name, v in vals.items():
+            assert f'<tr><td>{mode}</td><td>{escape(name)}</td><td class="n">{v:,.3f}</td></tr>' in html, (mode, name)
+            if name.startswith(("recall", "mrr", "ndcg")):
+                assert escape(f"{mode} {name}: {v:.3f}") in chart, (mode, name)
+    when = datetime.fromisoformat(metrics["evaluated_at"])
+    assert f"From lakedoc evaluate-search, {when.strftime('%Y-%m-%d %H:%M:%S UTC')} ({metrics['queries']} queries; " \
+           "query set queries.jsonl; index backend lancedb)" in html
+    assert metrics["queries_file"] == str(base_of(search_page) / "queries.jsonl")
+    assert metrics["queries_file"] not in html  # the query set's name only, not its path
+
+
 def _chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
@@ -184,12 +269,16 @@ PROBE = (
 
 
 @pytest.mark.spark
-def test_page_renders_in_headless_chromium(page, tmp_path):
+@pytest.mark.parametrize("which", ["page", "search_page"])
+def test_page_renders_in_headless_chromium(which, request, tmp_path):
+    """The run's page (with the evaluation charts) and the page with the retrieval metrics."""
     exe = _chromium()
     if exe is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium; `make test` tries to install it)")
-    path, html = page
+    path, html = request.getfixturevalue(which)[:2]
     charts = re.findall(r'<svg id="(chart-[a-z0-9-]+)"', html)
+    assert {"chart-eval", "chart-f1-heatmap"} <= set(charts)
+    assert ("chart-retrieval" in charts) == (which == "search_page")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
              f"--user-data-dir={tmp_path / 'profile'}"]
     # the page as it is: a screenshot, and the console (logged to stderr) without an error
@@ -283,7 +372,7 @@ def test_dashboard_queries_run_on_the_tables_of_the_run(run, spark):
     finally:
         for v in views:
             spark.catalog.dropTempView(v)
-    assert {"runs", "files", "failed_files", "pii"} <= set(results)
+    assert set(results) == {d["name"] for d in dash["datasets"]}, "every dataset ran"
     assert {r["task"] for r in results["runs"]} == {r["task"] for r in run["runs"]}
     docs = _delta(run["wh"], "documents").to_table(columns=["status", "is_deleted"]).to_pylist()
     live = [d for d in docs if not d["is_deleted"]]
@@ -293,6 +382,10 @@ def test_dashboard_queries_run_on_the_tables_of_the_run(run, spark):
     assert not any(v in blob for v in PII_VALUES), blob
     pii = _delta(run["wh"], "pii_findings").to_table(columns=["entity_type"])
     assert sum(r["findings"] for r in results["pii"]) == pii.num_rows
+    evals = _delta(run["wh"], "evaluations").to_table(columns=["method", "micro_f1", "macro_f1", "n_test"])
+    assert evals.num_rows >= 1
+    assert sorted((r["method"], r["micro_f1"], r["macro_f1"], r["n_test"]) for r in results["evaluations"]) == \
+        sorted((r["method"], r["micro_f1"], r["macro_f1"], r["n_test"]) for r in evals.to_pylist())
 
 
 def test_report_task_is_last_in_the_job_and_runs_after_failures():

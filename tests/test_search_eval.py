@@ -1,9 +1,11 @@
 """``lakedoc evaluate-search``: the retrieval metrics, the headline -> story query-set generator, and an
-evaluation of every mode against a real LanceDB index built by the ``index`` task."""
+evaluation of every mode against a real LanceDB index built by the ``index`` task, whose metrics the
+run report then shows (``chart-retrieval``) without being told where they are."""
 from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from conftest import shared_path
@@ -18,6 +20,7 @@ from lakedoc.index.evaluate_search import (
     ndcg_at,
     recall_at,
     reciprocal_rank,
+    save_metrics,
     score_rankings,
     write_queries,
 )
@@ -96,3 +99,31 @@ def test_every_mode_against_an_index_built_by_the_index_task(tmp_path, spark):
     assert full["recall@1"] == pytest.approx(5 / 6) and full["recall@10"] == pytest.approx(5 / 6)
     assert hybrid["recall@1"] >= 5 / 6 - 1e-9
     assert set(result["hybrid_minus_dense"]) >= {"recall@1", "mrr", "ndcg@10"}
+
+    # saved as evaluate-search does: the latest metrics beside the run reports, plus --out
+    write_queries(queries, tmp_path / "q.jsonl")
+    paths = save_metrics(result, cfg, tmp_path / "m.json", tmp_path / "q.jsonl")
+    assert paths == [tmp_path / "wh" / "_reports" / "search-metrics.json", tmp_path / "m.json"]
+    saved = json.loads(paths[0].read_text())
+    assert saved == json.loads(paths[1].read_text()) and saved["modes"] == json.loads(json.dumps(result["modes"]))
+    # the run report finds them (latest_search_metrics, what lakedoc run, the report task and lakedoc report
+    # pass) and shows them, dated; its tables: the index task's pipeline_runs rows alone (the Corpus
+    # fixture's documents table is no real one)
+    from datetime import datetime
+
+    from lakedoc import schema
+    from lakedoc.report import latest_search_metrics, write_report
+
+    assert latest_search_metrics(cfg) == saved
+    runs = LocalDeltaStore(tmp_path / "runs")
+    runs.merge(schema.PIPELINE_RUNS, store.read_arrow("pipeline_runs"))
+    page = write_report(runs, tmp_path / "report.html", retrieval=latest_search_metrics(cfg))
+    html = page.read_text(encoding="utf-8")
+    chart = re.search(r'<svg id="chart-retrieval".*?</svg>', html, re.S)
+    assert chart, "no retrieval chart"
+    for mode, m in (("dense", dense), ("fulltext", full), ("hybrid", hybrid)):
+        for name in ("recall@1", "recall@10", "mrr", "ndcg@10"):
+            assert f"{mode} {name}: {m[name]:.3f}" in chart.group(0), (mode, name)
+            assert f'<tr><td>{mode}</td><td>{name}</td><td class="n">{m[name]:,.3f}</td></tr>' in html
+    when = datetime.fromisoformat(saved["evaluated_at"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"From lakedoc evaluate-search, {when} (6 queries; query set q.jsonl; index backend lancedb)" in html

@@ -6,7 +6,8 @@ with early stopping on the validation part (:func:`lakedoc.finetune.train.fit`),
 ``--out`` (default ``finetune.output_dir``, else ``<tables.warehouse>/_models/finetune``) with
 ``metrics.json`` beside it: the training history, the test metrics with the thresholds tuned on
 validation, and the held-out labels' zero-shot F1 before/after (``finetune.holdout_labels``). One line
-per evaluation (epoch, loss, validation F1) goes to stderr.
+per evaluation (epoch, loss, validation F1) is logged at INFO; on a terminal a progress bar counts the
+evaluations (:class:`lakedoc.report.progress.Progress`: none off a terminal or in CI).
 
 ``--pbt`` runs population-based training instead (:func:`lakedoc.finetune.pbt.run_pbt`), and
 ``--from-feedback`` the feedback-driven policy update (:func:`lakedoc.finetune.grpo.run_from_feedback`);
@@ -15,9 +16,12 @@ both receive the configuration and these arguments, and are imported only when a
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -49,7 +53,7 @@ def default_output_dir(cfg: Any) -> str:
     s = FinetuneSettings.from_config(cfg)
     if s.output_dir:
         return str(cfg.resolve_path(s.output_dir))
-    return str(Path(cfg.resolve_path(cfg.get("tables.warehouse", "./warehouse"))) / "_models" / "finetune")
+    return str(Path(cfg.resolve_path(cfg.tables.warehouse)) / "_models" / "finetune")
 
 
 def cmd_finetune(args) -> int:
@@ -98,12 +102,20 @@ def run_finetune(cfg: Any, train_file: str, test_file: str | None, out_dir: str,
     prep = prepare(train, st["min_label_docs"], st["min_words"])
     names = list(prep.label_names)
     names += [n for n in settings.holdout_labels if n not in names]
-    print(f"finetune: train {len(prep.train)}, validation {len(val)}, test {len(te)} documents, {len(names)} "
-          f"labels ({len(settings.holdout_labels)} held out)", file=sys.stderr)
+    log.info("finetune: train %d, validation %d, test %d documents, %d labels (%d held out)", len(prep.train),
+             len(val), len(te), len(names), len(settings.holdout_labels))
     model = DualEncoder.load(start_from, device=settings.device or "auto") if start_from else None
-    result = fit(prep.train, val, names, label_descriptions(cfg, names), settings, model=model,
-                 report=lambda row: print(progress_line(row), file=sys.stderr, flush=True),
-                 encoder=EncoderSettings.from_config(cfg))
+    from lakedoc.report.progress import Progress
+
+    # a bar on a terminal only (not in CI); the log lines go above it
+    with Progress(None, "finetune", unit="eval", logs=True) as progress:
+        def on_evaluation(row: dict) -> None:
+            log.info("%s", progress_line(row))
+            f1 = f", val macro-F1 {row['val_macro_f1']:.4f}" if "val_macro_f1" in row else ""
+            progress.update(postfix=f"epoch {row['epoch']:.2f}, loss {row['train_loss']:.4f}{f1}")
+
+        result = fit(prep.train, val, names, label_descriptions(cfg, names), settings, model=model,
+                     report=on_evaluation, encoder=EncoderSettings.from_config(cfg))
     out = result.model.save(out_dir)
     trained = [n for n in names if n not in set(settings.holdout_labels)]
     scores = result.model.predict_scores([r["text"] for r in te], batch_size=settings.eval_batch_size)

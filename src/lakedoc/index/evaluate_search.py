@@ -3,6 +3,10 @@
     lakedoc make-search-queries --corpus train.jsonl --stories DIR --out Q.jsonl [--n 300] [--seed 0]
     lakedoc evaluate-search --queries Q.jsonl [--modes dense,fulltext,hybrid] [--k 1,5,10] [--out M.json]
 
+The metrics (JSON) always go to ``search-metrics.json`` beside the run reports
+(:func:`lakedoc.report.search_metrics_path`), where ``lakedoc run``, the ``report`` task and ``lakedoc
+report`` find the latest; ``--out`` writes a copy too.
+
 A query set is JSONL, one query a line: ``{"id": ..., "query": "...", "relevant": ["<doc id or file name>", ...]}``.
 ``make-search-queries`` builds one from a labelled corpus such as Reuters-21578 (``doc_id``, ``text``): a
 story's headline (its first line) is the query, and the story *without* its headline is written as
@@ -17,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "fulltext", "hybrid")
 DEFAULT_KS = (1, 5, 10)
@@ -154,6 +162,31 @@ def evaluate(queries: Sequence[Query], cfg, modes: Sequence[str] = MODES, ks: Se
     return out
 
 
+def save_metrics(result: dict, cfg, out: str | Path | None = None,
+                 queries_file: str | Path | None = None) -> list[Path]:
+    """Write ``result`` (of :func:`evaluate`), dated, to :func:`lakedoc.report.search_metrics_path` — the
+    latest metrics the run report shows — and to ``out`` when given; returns the paths written.
+
+    A report folder that cannot be written is logged (the metrics are measured: ``out`` still gets them)."""
+    from lakedoc.report import search_metrics_path
+
+    doc = {"evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "queries_file": str(queries_file) if queries_file else None, **result}
+    text = json.dumps(doc, indent=2) + "\n"
+    written = []
+    for path, required in [(search_metrics_path(cfg), False)] + ([(Path(out), True)] if out else []):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")  # one write: volumes (FUSE) may not rename
+        except OSError as exc:
+            if required:
+                raise
+            log.warning("cannot leave the metrics for the run report at %s: %s", path, exc)
+            continue
+        written.append(path)
+    return written
+
+
 # -- the query-set generator ---------------------------------------------------------------------
 
 def make_queries(corpus: str | Path, stories: str | Path, n: int = 300, seed: int = 0,
@@ -217,7 +250,8 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default="local")
     p.add_argument("--warehouse", help="folder of the local tables (and the default LanceDB index)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", help="write the metrics as JSON (lakedoc report --search-metrics takes it)")
+    p.add_argument("--out", help="also write the metrics (JSON) here; they always go to search-metrics.json beside "
+                                 "the run reports, where the report finds the latest")
     p.set_defaults(func=cmd_evaluate_search)
 
     g = sub.add_parser("make-search-queries",
@@ -256,7 +290,11 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
     for mode, why in result["skipped"].items():
         print(f"skipped {mode}: {why}", file=sys.stderr)
     print(format_table(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0 if result["modes"] else 1
+    if not result["modes"]:  # nothing measured: the latest metrics beside the reports stay as they are
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        return 1
+    for path in save_metrics(result, cfg, args.out, Path(args.queries).resolve()):
+        print(f"metrics: {path}", file=sys.stderr)
+    return 0

@@ -1,6 +1,6 @@
 """``lakedoc report``: write the run report page of a local warehouse or of Unity Catalog tables.
 
-    lakedoc report --warehouse DIR [--run-id ID] [--out report.html]
+    lakedoc report --warehouse DIR [--run-id ID] [--out report.html] [--search-metrics M.json]
     lakedoc report --target dev [--run-id ID] --out report.html      (Unity Catalog, through Spark)
 """
 from __future__ import annotations
@@ -26,14 +26,16 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None,
                    help="output HTML file (default: <warehouse>/_reports/report-<run id>.html)")
     p.add_argument("--search-metrics", default=None, metavar="JSON",
-                   help="retrieval metrics to include (the --out JSON of lakedoc evaluate-search)")
+                   help="retrieval metrics to include (the --out JSON of lakedoc evaluate-search; default: "
+                        "the latest that evaluate-search left beside the reports, if any)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from lakedoc.config import load_config
-    from lakedoc.report import report_dir, report_file_name, store_source, write_report
+    from lakedoc.report import latest_search_metrics, report_dir, report_file_name, store_source, write_report
     from lakedoc.report.data import latest_run_id
+    from lakedoc.schema import PIPELINE_RUNS
     from lakedoc.tables import LocalDeltaStore, TableStore, open_store
 
     sets = list(args.set)
@@ -43,14 +45,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     store: TableStore
     if cfg.tables.backend == "delta_rs":
         wh = Path(cfg.resolve_path(cfg.tables.warehouse))
-        if not (wh / "pipeline_runs" / "_delta_log").is_dir():
-            print(f"error: no pipeline_runs table under {wh} (run the job first, or give --warehouse)",
+        if not (wh / PIPELINE_RUNS.name / "_delta_log").is_dir():
+            print(f"error: no {PIPELINE_RUNS.name} table under {wh} (run the job first, or give --warehouse)",
                   file=sys.stderr)
             return 2
         store = LocalDeltaStore(wh)  # read through delta-rs: no Spark needed
     else:
         store = open_store(cfg)
-    retrieval = json.loads(Path(args.search_metrics).read_text()) if args.search_metrics else None
+    retrieval = (json.loads(Path(args.search_metrics).read_text()) if args.search_metrics
+                 else latest_search_metrics(cfg))
     try:
         run_id = args.run_id or latest_run_id(store)
         out = Path(args.out) if args.out else Path(report_dir(cfg)) / report_file_name(run_id)

@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import PurePath
 from typing import Any
 
 from lakedoc import schema
@@ -80,6 +81,15 @@ class MethodScores:
 
 
 @dataclass
+class RetrievalInfo:
+    """Where the retrieval metrics come from (the fields ``lakedoc evaluate-search`` records)."""
+    evaluated_at: datetime | None
+    queries: int | None
+    queries_file: str | None
+    index_backend: str | None
+
+
+@dataclass
 class ReportData:
     source: str
     run_id: str | None
@@ -95,6 +105,7 @@ class ReportData:
     documents_by_method: dict[str, int]
     evaluations: list[MethodScores]
     retrieval: dict[str, dict[str, float]] = field(default_factory=dict)
+    retrieval_info: RetrievalInfo | None = None
     table_versions: dict[str, int | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -341,6 +352,11 @@ def gather(store, run_id: str | None = None, source: str = "", retrieval: dict |
         known = ", ".join(r for r, _ in runs[:10])
         raise ValueError(f"run {run_id!r} is not in pipeline_runs (latest runs: {known})")
     tasks = _tasks(store, run_id)
+    whole = next((t for t in tasks if t.task == "_run"), None)  # lakedoc run's own row (lakedoc.tasks.RUN_TASK)
+    tasks = [t for t in tasks if t.task != "_run"]  # the page's task figures count the DAG's tasks only
+    if whole is not None and whole.status in ("running", "abandoned"):
+        notes.append(f"run {run_id} has no end recorded ({whole.status}): it is still running, or it was killed "
+                     f"before its last task")
 
     files: dict[tuple[str, str], int] = {}
     failed: list[FailedFile] = []
@@ -371,7 +387,8 @@ def gather(store, run_id: str | None = None, source: str = "", retrieval: dict |
         source=source, run_id=run_id, generated_at=datetime.now(timezone.utc), runs=runs, tasks=tasks,
         files_by_format_status=dict(sorted(files.items())), failed_files=failed, failed_total=failed_total,
         pii_by_entity=pii, pii_documents=pii_docs, labels_by_method=labels, documents_by_method=docs_by_method,
-        evaluations=evaluations, retrieval=_retrieval(retrieval), table_versions=versions, notes=notes)
+        evaluations=evaluations, retrieval=_retrieval(retrieval), retrieval_info=_retrieval_info(retrieval),
+        table_versions=versions, notes=notes)
 
 
 def _retrieval(metrics: dict | None) -> dict[str, dict[str, float]]:
@@ -387,3 +404,18 @@ def _retrieval(metrics: dict | None) -> dict[str, dict[str, float]]:
                 out[str(mode)] = nums
     return out
 
+
+
+def _retrieval_info(metrics: dict | None) -> RetrievalInfo | None:
+    if not metrics or not isinstance(metrics.get("modes"), dict):
+        return None
+    at = None
+    if metrics.get("evaluated_at"):
+        try:
+            at = _utc(datetime.fromisoformat(str(metrics["evaluated_at"])))
+        except ValueError:
+            at = None
+    queries = metrics.get("queries")
+    return RetrievalInfo(at, int(queries) if isinstance(queries, (int, float)) else None,
+                         PurePath(str(metrics["queries_file"])).name if metrics.get("queries_file") else None,
+                         str(metrics["index_backend"]) if metrics.get("index_backend") else None)

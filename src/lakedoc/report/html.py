@@ -163,15 +163,25 @@ def _throughput(d: ReportData) -> str:
 
 def _retrieval(d: ReportData) -> str:
     if not d.retrieval:
-        return ""
+        return ('<section id="retrieval"><h2>Retrieval quality</h2>'
+                '<p class="note">No retrieval metrics: lakedoc evaluate-search writes them.</p></section>')
     modes = list(d.retrieval)
     metrics = sorted({k for v in d.retrieval.values() for k in v})
     shown = [m for m in metrics if m.startswith(("recall", "mrr", "ndcg"))]  # the 0..1 ratios
     values = {(mode, m): d.retrieval[mode].get(m) for mode in modes for m in shown}
     chart = svg.grouped_bars("chart-retrieval", "Retrieval quality per search mode", modes, shown, values)
     rows = [[mode, m, d.retrieval[mode][m]] for mode in modes for m in metrics if m in d.retrieval[mode]]
+    info = d.retrieval_info
+    intro = "From lakedoc evaluate-search"
+    if info is not None:
+        intro += f", {_str(info.evaluated_at)}" if info.evaluated_at else ", undated"
+        details = [f"{info.queries:,} queries" if info.queries is not None else "",
+                   f"query set {info.queries_file}" if info.queries_file else "",
+                   f"index backend {info.index_backend}" if info.index_backend else ""]
+        if any(details):
+            intro += " (" + "; ".join(x for x in details if x) + ")"
     return _section("retrieval", "Retrieval quality", chart, _table(["mode", "metric", "value"], rows, (2,)),
-                    "From lakedoc evaluate-search.")
+                    intro + ". The latest evaluation of the index, not necessarily of this run.")
 
 
 def render(d: ReportData) -> str:
