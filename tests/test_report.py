@@ -125,8 +125,11 @@ def test_page_shows_the_real_counts_of_the_tables(run, page):
     for r in by_type:
         assert _row(r["entity_type"], r["count_all"], numeric_from=1) in html, r
 
-    for r in run["runs"]:
+    tasks = [r for r in run["runs"] if r["task"] != "_run"]  # _run: the run's own row, not a task
+    assert len(tasks) == len(run["runs"]) - 1
+    for r in tasks:
         assert f"<tr><td>{r['task']}</td><td>{r['status']}</td>" in html, r["task"]
+    assert "<tr><td>_run</td>" not in html and f"{len(tasks)} task(s);" in html
 
     preds = _delta(wh, "predictions").to_table(columns=["method", "label", "predicted"])
     chosen = preds.filter(pc.fill_null(preds["predicted"], False))
