@@ -498,6 +498,17 @@ def test_tfidf_lr_parallel_fit_matches_spark_ml_and_falls_back_over_budget(spark
     assert fast.train_stats["fit_mode"] == "parallel" and fast.linear is not None and not fast.models
     assert slow.train_stats["fit_mode"] == "spark_ml" and slow.linear is None and len(slow.models) == len(names)
     assert "over baselines.parallel_fit_max_mb = 0.01" in slow.train_stats["fallback_reason"]
+    # the packed rows count the documents and each label's positives (one pass, no cached features)
+    want = {lab: sum(lab in r["labels"] for r in train) for lab in names}
+    assert fast.train_stats["docs"] == len(train) and fast.train_stats["positives"] == want
+    assert slow.train_stats["positives"] == want
+    # a budget the settings allow but the packed matrix exceeds: the Spark ML path after packing
+    mid = TfidfLogReg(spark)
+    mid.fit([r["text"] for r in train], [r["labels"] for r in train], names,
+            load_config("local", sets=[*common, "baselines.parallel_fit_max_mb=0.3"], environ={}))
+    assert mid.train_stats["fit_mode"] == "spark_ml" and len(mid.models) == len(names)
+    assert "the training matrix needs ~" in mid.train_stats["fallback_reason"]
+    assert mid.train_stats["positives"] == want
     texts = [r["text"] for r in test]
     a, b = fast.predict_scores(texts), slow.predict_scores(texts)
     assert a.shape == b.shape == (len(texts), len(names))
@@ -510,3 +521,28 @@ def test_tfidf_lr_parallel_fit_matches_spark_ml_and_falls_back_over_budget(spark
     back = TfidfLogReg.load(path)
     assert back.linear is not None and back.label_names == names
     assert np.allclose(back.predict_scores(texts), a)
+
+
+def test_fitting_on_the_used_columns_gives_the_full_width_solution():
+    """``tfidf_lr``'s workers fit each label on the training matrix's non-empty columns only: the
+    coefficients (mapped back to the hashed width), intercept and iterations equal the full-width fit's."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from lakedoc.baselines.parallel import class_weight, fit_binary, used_columns
+    from lakedoc.config_schema import BaselinesSettings
+
+    recs = _reuters_slice(400, {"earn", "acq", "crude", "grain"})
+    X = HashingVectorizer(n_features=2**18, alternate_sign=False).transform([r["text"] for r in recs]).tocsr()
+    Xc, cols = used_columns(X)
+    assert Xc.shape == (X.shape[0], len(cols)) and Xc.nnz == X.nnz and len(cols) < X.shape[1] // 10
+    s = BaselinesSettings()
+    for lab in ("earn", "crude"):
+        y = np.array([lab in r["labels"] for r in recs], dtype=np.int64)
+        w = class_weight(len(y), int(y.sum()), s.max_pos_weight)
+        full, b_full, it_full = fit_binary(X, y, w, s)
+        part, b_part, it_part = fit_binary(Xc, y, w, s)
+        back = np.zeros(X.shape[1])
+        back[cols] = part
+        assert np.count_nonzero(np.delete(full, cols)) == 0  # no weight where there is no data
+        assert np.abs(back - full).max() < 1e-8 and abs(b_full - b_part) < 1e-8 and it_full == it_part
+        assert np.count_nonzero(full) > 100  # a real model, not an all-zero one

@@ -4,11 +4,13 @@ Binary relevance fits one model per label on the *same* training matrix. Spark M
 per L-BFGS iteration each; when that matrix fits a worker's memory budget (``baselines.parallel_fit_max_mb``)
 it is cheaper to ship the matrix to the workers once and fit the labels there, several at a time:
 
-1. the features (the Spark ``HashingTF`` + ``IDF`` + norm pipeline, computed and cached once by the caller)
-   are packed per partition into one CSR row each (:func:`pack_partitions`: ``indptr``, ``indices``,
-   ``values`` and the documents' label indices as bytes);
+1. the features (the Spark ``HashingTF`` + ``IDF`` + norm pipeline) are packed per partition into one CSR
+   row each, in one pass over the documents (:func:`pack_partitions`: ``indptr``, ``indices``, ``values``,
+   the documents' label indices and the partition's positives per label, as bytes); the packed rows are
+   cached, and their small columns give the document, non-zero and positive counts (:func:`packed_counts`);
 2. ``spark.range(G, numPartitions=G)`` — one task per label group — is cross-joined with the broadcast
-   packed rows, and ``mapInPandas`` fits the group's labels with scikit-learn's ``LogisticRegression``
+   packed rows, and ``mapInPandas`` fits the group's labels with scikit-learn's ``LogisticRegression`` on the
+   matrix's used columns only (:func:`used_columns`: the same solution, ~9x less work a label)
    (lbfgs, converged: the same objective as Spark ML's binomial LR with ``standardization=False``, i.e.
    ``C = 1 / (regParam * sum of weights)``, intercept unpenalised, the same class weights), returning the
    non-zero coefficients and the intercept of each label;
@@ -32,7 +34,7 @@ from lakedoc.config_schema import BaselinesSettings
 log = logging.getLogger(__name__)
 
 PACK_SCHEMA = ("part long, n long, nnz long, indptr binary, indices binary, vals binary, "
-               "yptr binary, yidx binary")
+               "yptr binary, yidx binary, ycount binary")
 FIT_SCHEMA = "j int, n_iter int, intercept double, cidx binary, cval binary"
 # bytes of working memory per stored matrix entry: the packed bytes, the assembled CSR (int32 + float64)
 # and scikit-learn's copies while fitting
@@ -85,6 +87,19 @@ def fit_binary(X, y: np.ndarray, pos_weight: float, s: BaselinesSettings):
     return m.coef_[0], float(m.intercept_[0]), int(np.max(m.n_iter_))
 
 
+def used_columns(X):
+    """``X`` restricted to its non-empty columns, and those columns' indices (ascending).
+
+    The hashed feature space is wide (2^18 by default) but a training set touches a fraction of it
+    (Reuters: ~21,000 columns). An L2-regularised logistic regression puts exactly 0 on a column with no
+    data (its gradient is ``reg * w``, 0 from the start), so fitting on the used columns gives the same
+    coefficients, iteration for iteration, while every L-BFGS vector operation shrinks to the used width
+    (~9x faster a label on Reuters, coefficients equal to 1e-10; ``tests/test_baselines.py``).
+    """
+    cols = np.unique(X.indices).astype(np.int64)
+    return X[:, cols].tocsr(), cols
+
+
 def _vectors_to_csr(vecs, num_features: int):
     """Spark ML vectors as they reach pandas (dicts: type 0 sparse / 1 dense, size, indices, values) -> CSR."""
     import scipy.sparse as sp  # type: ignore[import-untyped]  # no stubs installed (scipy-stubs)
@@ -107,7 +122,9 @@ def _vectors_to_csr(vecs, num_features: int):
 
 
 def pack_partitions(feats, label_names: Sequence[str], num_features: int):
-    """``(features, labels)`` -> one row per non-empty partition: its CSR matrix and label indices as bytes."""
+    """``(features, labels)`` -> one row per non-empty partition: its CSR matrix, the label indices of its
+    documents and its positives per label (``ycount``, int64 in ``label_names`` order), as bytes.
+    A label listed twice on a document counts once."""
     index = {lab: j for j, lab in enumerate(label_names)}
 
     def pack(batches: Iterator) -> Iterator:
@@ -124,17 +141,27 @@ def pack_partitions(feats, label_names: Sequence[str], num_features: int):
             js = sorted({index[x] for x in (labs if labs is not None else []) if x in index})
             yidx.extend(js)
             yptr[i + 1] = len(yidx)
+        ycount = np.bincount(np.asarray(yidx, dtype=np.int64), minlength=len(index)).astype(np.int64)
         yield pd.DataFrame({
             "part": [int(pdf["_pid"].iloc[0])], "n": [X.shape[0]], "nnz": [X.nnz],
             "indptr": [X.indptr.astype(np.int64).tobytes()], "indices": [X.indices.astype(np.int32).tobytes()],
             "vals": [X.data.astype(np.float64).tobytes()], "yptr": [yptr.tobytes()],
-            "yidx": [np.asarray(yidx, dtype=np.int32).tobytes()]})
+            "yidx": [np.asarray(yidx, dtype=np.int32).tobytes()], "ycount": [ycount.tobytes()]})
 
     from pyspark.sql import functions as F
 
     # partition ids only order the parts (the same documents, the same matrix, on every run)
     return (feats.select("features", "labels", F.spark_partition_id().alias("_pid"))
             .mapInPandas(pack, PACK_SCHEMA))
+
+
+def packed_counts(packed, n_labels: int) -> tuple[int, int, list[int]]:
+    """Documents, stored non-zeros and positives per label of packed rows (one small collect)."""
+    n, nnz, pos = 0, 0, np.zeros(n_labels, dtype=np.int64)
+    for r in packed.select("n", "nnz", "ycount").collect():
+        n, nnz = n + int(r["n"]), nnz + int(r["nnz"])
+        pos += np.frombuffer(r["ycount"], dtype=np.int64)
+    return n, nnz, [int(x) for x in pos]
 
 
 def _unpack(rows, num_features: int, n_labels: int):
@@ -218,12 +245,13 @@ def fit_parallel(spark, packed, positives: Sequence[int], n_docs: int, s: Baseli
         try:
             for g, rows in pdf.groupby("g"):
                 X, Y = _unpack(rows, nf, L)
+                Xc, cols = used_columns(X)
                 out = []
                 for j in groups[int(g)]:
                     y = Y[:, j].toarray().ravel().astype(np.int64)
-                    coef, b, it = fit_binary(X, y, weights[j], st)
+                    coef, b, it = fit_binary(Xc, y, weights[j], st)
                     nz = np.flatnonzero(coef)
-                    out.append({"j": j, "n_iter": it, "intercept": b, "cidx": nz.astype(np.int32).tobytes(),
+                    out.append({"j": j, "n_iter": it, "intercept": b, "cidx": cols[nz].astype(np.int32).tobytes(),
                                 "cval": coef[nz].astype(np.float64).tobytes()})
                 yield pd.DataFrame(out)
         finally:

@@ -64,6 +64,10 @@ class SparkMultiLabel:
     def _estimator(self, s: BaselinesSettings, label_col: str, weight_col: str):
         raise NotImplementedError
 
+    def _cache_features(self) -> bool:
+        """Cache the features before :meth:`_fit_labels` (it reads them once per label)."""
+        return True
+
     def _check(self, spark, s: BaselinesSettings) -> None:
         """Fail early on impossible settings (XGBoost barrier mode)."""
 
@@ -100,7 +104,9 @@ class SparkMultiLabel:
         pipe = self._feature_pipeline(self.settings)
         t0 = time.perf_counter()
         self.feature_model = pipe.fit(df) if pipe is not None else None
-        feats = cached(self.featurize(df).select("features", "labels"))
+        feats = self.featurize(df).select("features", "labels")
+        if self._cache_features():
+            feats = cached(feats)
         try:
             self._fit_labels(spark, feats, t0)
         finally:

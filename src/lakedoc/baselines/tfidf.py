@@ -70,6 +70,13 @@ class _LogRegMixin:
         return LogisticRegressionModel
 
 
+def parallel_reason(s: BaselinesSettings) -> str | None:
+    """Why ``tfidf_lr`` cannot take the parallel path whatever the data (None: it may, if the matrix fits)."""
+    from lakedoc.baselines import parallel
+
+    return parallel.fallback_reason(s, 0, 0, s.num_features)
+
+
 XGB_METHODS = ("tfidf_xgb", "embedding_xgb")
 
 
@@ -187,25 +194,29 @@ class TfidfLogReg(_LogRegMixin, SparkMultiLabel):
     def _feature_pipeline(self, s: BaselinesSettings):
         return tfidf_pipeline(s, self.input_col)
 
-    def _fit_labels(self, spark, feats, t0: float) -> None:
-        from pyspark.sql import functions as F
+    def _cache_features(self) -> bool:
+        # the parallel path reads the features once (to pack them); caching them would cost a pass
+        s = self.settings
+        return parallel_reason(s) is not None
 
+    def _fit_labels(self, spark, feats, t0: float) -> None:
         from lakedoc.baselines import parallel
         from lakedoc.baselines.spark_models import uncache
         from lakedoc.spark import cached, task_slots
 
         s = self.settings
         self.linear = None
-        reason = parallel.fallback_reason(s, 0, 0, s.num_features)
+        reason = parallel_reason(s)
         if reason is None:
-            n, counts = self._label_counts(feats, t0)
+            # one pass: features packed per partition with their label counts, then one small collect
             packed = cached(parallel.pack_partitions(feats, self.label_names, s.num_features))
             try:
-                nnz = int(packed.agg(F.sum("nnz").alias("nnz")).collect()[0]["nnz"] or 0)
+                n, nnz, positives = parallel.packed_counts(packed, len(self.label_names))
+                self.train_stats = {"docs": n, "positives": dict(zip(self.label_names, positives, strict=True)),
+                                    "feature_seconds": time.perf_counter() - t0}
                 reason = parallel.fallback_reason(s, n, nnz, s.num_features)
                 if reason is None:
                     t1 = time.perf_counter()
-                    positives = [int(counts.get(lab, 0)) for lab in self.label_names]
                     self.linear = parallel.fit_parallel(spark, packed, positives, n, s, task_slots(spark))
                     self.models = []
                     self.train_stats.update(
@@ -216,6 +227,15 @@ class TfidfLogReg(_LogRegMixin, SparkMultiLabel):
                     return
             finally:
                 uncache(packed)
+            feats = cached(feats)  # the per-label Spark ML fits read the features once per label
+            try:
+                self._fit_spark_ml(spark, feats, t0, reason)
+            finally:
+                uncache(feats)
+            return
+        self._fit_spark_ml(spark, feats, t0, reason)
+
+    def _fit_spark_ml(self, spark, feats, t0: float, reason: str) -> None:
         log.info("%s: one Spark ML fit per label: %s", self.name, reason)
         super()._fit_labels(spark, feats, t0)
         self.train_stats.update(fit_mode="spark_ml", fallback_reason=reason)
