@@ -221,7 +221,7 @@ def run(ctx: TaskContext) -> TaskResult:
     from pyspark.sql import functions as F
 
     from lakedoc.pii.engine import config_hash, load_settings, resolve_hash_key
-    from lakedoc.spark import task_slots
+    from lakedoc.spark import placement_keys, task_slots
 
     log, store, spark = ctx.log, ctx.tables, ctx.spark
     settings = load_settings(ctx.cfg.pii)
@@ -246,11 +246,14 @@ def run(ctx: TaskContext) -> TaskResult:
         n_parts = max(1, min(len(part), slots * int(settings["partitions_per_slot"])))
         buckets = _balanced_buckets(dict(zip(part["doc_id"], part["char_count"].fillna(0), strict=True)), n_parts)
         ids = list(buckets)
-        src = (store.read(DOCUMENTS, _INPUT_COLUMNS).filter(F.col("doc_id").isin(ids))
-               .join(spark.createDataFrame(pd.DataFrame({"doc_id": ids, "_bucket": [buckets[i] for i in ids]})),
-                     on="doc_id"))
+        # each bucket is one partition: its placement key hashes to it (no range sampling job); the
+        # broadcast join selects the round's documents (dynamic file pruning on Databricks)
+        keys = placement_keys(n_parts)
+        wanted = spark.createDataFrame(pd.DataFrame({"doc_id": ids, "_bucket": [keys[buckets[i]] for i in ids]}),
+                                       "doc_id string, _bucket int")
+        src = store.read(DOCUMENTS, _INPUT_COLUMNS).join(F.broadcast(wanted), on="doc_id")
         if n_parts > 1:
-            src = src.repartitionByRange(n_parts, "_bucket")
+            src = src.repartition(n_parts, "_bucket")
         src = src.drop("_bucket")
         redacted = src.mapInPandas(
             _redact_partition(settings, hash_key, cfg_hash, ctx.run_id, int(settings["max_doc_chars"])),
