@@ -317,3 +317,78 @@ def test_patch_lazy_hf_pipeline_keeps_transformers_out_of_the_worker():
     # stand-in is transformers' pipeline() (its error for an unknown task, pipelines then imported)
     assert _import_presidio("patched") == ["no-pipelines", "lazy", "attr-restored", "KeyError", "pipelines"]
 
+
+
+_TORCH_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "plain":
+    import spacy  # noqa: F401
+    print(json.dumps({"torch": "torch" in sys.modules}))
+    raise SystemExit
+from lakedoc.config import load_config
+from lakedoc.pii import engine as E, settings as S
+eng = E.get_engine(S.load_settings(load_config("local", environ={}).pii))
+found = [[f.entity_type, f.start, f.end, f.score] for t in json.loads(sys.argv[3]) for f in eng.analyze(t)]
+state = {"torch": "torch" in sys.modules, "transformers": "transformers" in sys.modules}
+import thinc.compat
+import torch  # afterwards torch imports as usual (a later task's encoder in the same worker)
+state.update(thinc_has_torch=thinc.compat.has_torch, torch_works=float(torch.ones(2).sum()) == 2.0,
+             found=found)
+print(json.dumps(state))
+"""
+
+_PROBE_TEXTS = ["Please call Maria Gonzalez at (212) 555-0142 or write to maria.gonzalez@example.com.",
+                "Wire the fee to IBAN DE89370400440532013000; Peter Jackson in Rotterdam signs for it."]
+
+
+def _torch_probe(mode: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _TORCH_PROBE, str(ROOT / "src"), mode, json.dumps(_PROBE_TEXTS)],
+                         capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_patch_torch_blocked_still_needed():
+    # a fresh interpreter: importing spaCy imports torch (through thinc), the reason for patch 4.
+    # When this fails, thinc imports torch lazily: drop torch_blocked.
+    assert _torch_probe("plain") == {"torch": True}
+
+
+def test_patch_torch_blocked_builds_the_engine_without_torch_and_finds_the_same(eng):
+    # a fresh worker builds the default engine (en_core_web_sm, no transformers NER) without importing
+    # torch or transformers; the findings equal those of an engine in a process where torch is loaded;
+    # afterwards torch imports and works
+    import torch  # noqa: F401 - this process: torch loaded before the engine (the patch then does nothing)
+
+    got = _torch_probe("engine")
+    assert got["torch"] is False and got["transformers"] is False
+    assert got["thinc_has_torch"] is False and got["torch_works"] is True
+    here = [[f.entity_type, f.start, f.end, f.score] for t in _PROBE_TEXTS for f in eng.analyze(t)]
+    assert got["found"] == here
+    assert {f[0] for f in here} >= {"PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "IBAN_CODE"}
+
+
+def test_torch_free_pipeline_reads_the_models_meta(tmp_path):
+    import json
+
+    from lakedoc.pii.patches import torch_free_pipeline
+
+    assert torch_free_pipeline(settings().get("spacy_models")["en"]) is True  # the installed small model
+    trf = tmp_path / "trf"
+    trf.mkdir()
+    (trf / "meta.json").write_text(json.dumps({"requirements": ["spacy-curated-transformers>=0.2.2,<1.0.0"],
+                                              "pipeline": ["transformer", "ner"]}))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "meta.json").write_text(json.dumps({"requirements": [], "pipeline": ["tok2vec", "ner"]}))
+    assert torch_free_pipeline(str(trf)) is False
+    assert torch_free_pipeline(str(plain)) is True
+    assert torch_free_pipeline(str(tmp_path)) is False  # no meta.json: unknown, never blocked
+    assert torch_free_pipeline("no_such_spacy_model_xyz") is False
+    # a transformers NER model needs torch whatever the spaCy pipeline
+    cfg = S.pii_settings(settings("pii.transformers_model=/models/ner"))
+    assert E._torch_free(cfg) is False and E._torch_free(S.pii_settings(settings())) is True

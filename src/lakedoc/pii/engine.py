@@ -44,10 +44,24 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", module=r"presidio_.*")
 
 
+def _torch_free(cfg) -> bool:
+    """No transformers NER model and only spaCy pipelines that run without torch (patch 4)."""
+    from lakedoc.pii.patches import torch_free_pipeline
+
+    return not cfg.transformers_model and all(torch_free_pipeline(cfg.spacy_models[lang]) for lang in cfg.languages)
+
+
 class PiiEngine:
     """Analyzer + anonymizer for one configuration. Build it with :func:`get_engine`."""
 
     def __init__(self, settings: Mapping, hash_key: str | None = None):
+        from lakedoc.pii.patches import torch_blocked
+
+        cfg = pii_settings(settings)  # typed, defaults from lakedoc.config_schema.PiiSettings
+        with torch_blocked(_torch_free(cfg)):
+            self._build(settings, cfg, hash_key)
+
+    def _build(self, settings: Mapping, cfg, hash_key: str | None) -> None:
         from lakedoc.pii.patches import lazy_hf_pipeline
 
         lazy_hf_pipeline()  # before Presidio's first import: no transformers.pipelines in the worker
@@ -63,7 +77,6 @@ class PiiEngine:
         quiet()
         offline_tldextract()
         self.settings = dict(settings)
-        cfg = pii_settings(self.settings)  # typed, defaults from lakedoc.config_schema.PiiSettings
         self.languages = list(cfg.languages)
         self.nlp_engine = build_nlp_engine(cfg)
         registry = build_registry(cfg, self.nlp_engine)

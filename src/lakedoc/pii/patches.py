@@ -1,4 +1,4 @@
-"""The three places where lakedoc changes Presidio's behaviour from the outside. Each is isolated here,
+"""The four places where lakedoc changes Presidio's (and spaCy's) behaviour from the outside. Each is isolated here,
 applied by :class:`lakedoc.pii.engine.PiiEngine` only, and guarded by a test in
 ``tests/test_pii_engine.py`` that fails when Presidio changes the patched behaviour (then the patch
 either can go or must be revisited). Written against presidio-analyzer 2.2.366.
@@ -29,12 +29,29 @@ either can go or must be revisited). Written against presidio-analyzer 2.2.366.
    import, ``transformers.pipeline`` is a function that imports and calls the real one when called, so
    Presidio's Hugging Face classes still work if used; afterwards transformers is as before. Applied
    before Presidio's first import in a process. *When it can go:* Presidio imports transformers
-   lazily: ``test_patch_lazy_hf_pipeline_still_needed`` fails then.
+   lazily: ``test_patch_lazy_hf_pipeline_still_needed`` fails then. When transformers is not imported yet,
+   it is not imported at all (a stand-in module answers Presidio's one ``from transformers import
+   pipeline`` and is removed afterwards): ~0.6-0.9 s more per worker.
+
+4. :func:`torch_blocked` — **torch loaded for a model that does not use it.** spaCy imports thinc, and
+   thinc imports torch when it is installed (for its PyTorch layers): ~1.5 s of CPU per fresh worker,
+   although ``en_core_web_sm`` (and any pipeline without a transformer) runs on numpy. While the PII
+   engine is built with only such pipelines (:func:`torch_free_pipeline` reads each model's
+   ``meta.json``) and no transformers NER model, ``import torch`` fails, so thinc records "no torch";
+   afterwards torch imports normally again (the encoder of a later task in the same worker is
+   unaffected). The process's thinc then has no PyTorch layers: a transformer spaCy pipeline needs a
+   process where torch was imported first (it is then never blocked). *When it can go:* thinc imports
+   torch lazily: ``test_patch_torch_blocked_still_needed`` fails then.
 """
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _TLDEXTRACT_MARKER = "_lakedoc_offline"
@@ -71,12 +88,10 @@ def lemma_fallback(engine: Any) -> None:
 
 def lazy_hf_pipeline() -> None:
     """Import Presidio with ``transformers.pipeline`` bound to a lazy stand-in (see the module docstring).
-    Does nothing when Presidio is already imported, transformers is absent, or its pipelines are loaded."""
+    Does nothing when Presidio is already imported or transformers' pipelines are loaded. When
+    transformers itself is not imported yet, it stays unimported: a stand-in module named
+    ``transformers`` that has only ``pipeline`` answers Presidio's import and is removed right after."""
     if "presidio_analyzer" in sys.modules or "transformers.pipelines" in sys.modules:
-        return
-    try:
-        import transformers
-    except ImportError:
         return
 
     def pipeline(*args, **kwargs):
@@ -85,9 +100,67 @@ def lazy_hf_pipeline() -> None:
         return hf_pipeline(*args, **kwargs)
 
     pipeline._lakedoc_lazy = True  # type: ignore[attr-defined]  # a marker the still-needed test reads
-    transformers.pipeline = pipeline  # this import only; removed below
+    real = sys.modules.get("transformers")
+    if real is None:
+        if importlib.util.find_spec("transformers") is None:
+            return  # not installed: Presidio's own ImportError fallback applies
+        stand_in = types.ModuleType("transformers")
+        stand_in.pipeline = pipeline  # type: ignore[attr-defined]  # the one name Presidio imports from it
+        sys.modules["transformers"] = stand_in
+        try:
+            import presidio_analyzer  # noqa: F401 - the import this patch is for
+            import presidio_anonymizer  # noqa: F401
+        finally:
+            if sys.modules.get("transformers") is stand_in:
+                del sys.modules["transformers"]  # the next import of transformers is the real one
+        return
+    real.pipeline = pipeline  # type: ignore[attr-defined]  # this import only; removed below
     try:
-        import presidio_analyzer  # noqa: F401 - the import this patch is for
+        import presidio_analyzer  # noqa: F401
         import presidio_anonymizer  # noqa: F401
     finally:
-        del transformers.pipeline  # back to transformers' own lazy attribute
+        del real.pipeline  # back to transformers' own lazy attribute
+
+
+# requirements of a spaCy pipeline package that run its model on torch
+_TORCH_REQUIREMENTS = frozenset({"spacy-transformers", "spacy-curated-transformers", "spacy-llm", "torch"})
+
+
+def torch_free_pipeline(model: str) -> bool:
+    """True when the installed spaCy pipeline ``model`` (a package name or a folder) declares no
+    torch-based requirement in its ``meta.json`` (``en_core_web_sm``: yes; any ``*_trf``: no).
+    Unknown (no meta.json found): False."""
+    import json
+
+    path = Path(model)
+    if not path.is_dir():
+        try:
+            spec = importlib.util.find_spec(model)
+        except (ImportError, ValueError):
+            return False
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        path = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    names = {re.split(r"[<>=!~;\[ ]", str(r), maxsplit=1)[0].strip().lower().replace("_", "-")
+             for r in meta.get("requirements") or []}
+    return not (names & _TORCH_REQUIREMENTS) and not any(
+        "transformer" in str(p) for p in meta.get("pipeline") or [])
+
+
+@contextmanager
+def torch_blocked(active: bool) -> Iterator[None]:
+    """Patch 4: for the ``with`` block, ``import torch`` fails (``sys.modules["torch"] = None``), unless
+    torch or thinc is imported already. Afterwards torch imports normally again."""
+    if not active or "torch" in sys.modules or "thinc" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # the import system's "not importable" mark
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]

@@ -140,20 +140,20 @@ def resolve_hash_key(settings: Mapping) -> str | None:
 
 
 def _model_versions(settings: Mapping) -> dict:
-    out = {}
-    try:
-        import spacy
+    """The installed versions of the spaCy models ("path" for a folder) and of Presidio. Read from the
+    package metadata as ``spacy.util.get_package_version`` does, without importing spaCy (which would
+    import torch before :func:`lakedoc.pii.patches.torch_blocked` can keep it out)."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
 
+    out = {}
+    if importlib.util.find_spec("spacy") is not None:
         for _lang, name in sorted(settings["spacy_models"].items()):
             try:
-                out[name] = spacy.util.get_package_version(name) or "path"
-            except Exception:  # noqa: BLE001 - a model given as a folder
+                out[name] = version(name) or "path"
+            except (PackageNotFoundError, ValueError, OSError):  # a model given as a folder
                 out[name] = "path"
-    except ImportError:  # pragma: no cover
-        pass
     try:
-        from importlib.metadata import version
-
         out["presidio_analyzer"] = version("presidio_analyzer")
         out["presidio_anonymizer"] = version("presidio_anonymizer")
     except Exception:  # noqa: BLE001 - versions are informative only; a missing one is left out
