@@ -372,3 +372,29 @@ def test_a_run_killed_between_two_tasks_is_visibly_unfinished(tmp_path, spark, c
     assert after["_run"]["error"] == tasks.ABANDONED_ERROR
     nxt = re.search(r"lakedoc run (\S+):", err).group(1)  # type: ignore[union-attr]
     assert {t: r["status"] for t, r in rows(nxt).items()} == {"_run": "succeeded", "ingest_mail_text": "succeeded"}
+
+
+def test_console_log_drops_py4j_reconnect_noise_but_not_its_errors():
+    import io
+    import logging
+
+    from lakedoc.cli import setup_logging
+
+    setup_logging()
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_lakedoc", False))
+    old = handler.setStream(io.StringIO())
+    try:
+        # what py4j's java_gateway does on a connection the JVM closed: logging.info(..., exc_info=True)
+        # through the root logger, then a retry; the same code compiled under py4j's file name
+        py4j_file = str(Path(logging.__file__).parents[1] / "site-packages" / "py4j" / "java_gateway.py")
+        code = compile("import logging\ntry:\n    raise ConnectionResetError(104, 'reset by peer')\n"
+                       "except OSError:\n    logging.info('Exception while sending command.', exc_info=True)\n"
+                       "    logging.error('py4j gave up')\n", py4j_file, "exec")
+        exec(code, {})
+        logging.getLogger("lakedoc.test").info("a lakedoc line")
+        logging.info("a root line from elsewhere")
+        out = handler.stream.getvalue()
+    finally:
+        handler.setStream(old)
+    assert "Exception while sending command" not in out and "ConnectionResetError" not in out
+    assert "py4j gave up" in out and "a lakedoc line" in out and "a root line from elsewhere" in out

@@ -34,12 +34,22 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
+def quiet_py4j_retries(record: logging.LogRecord) -> bool:
+    """Handler filter: drop py4j's INFO "Exception while sending command." with its traceback. py4j logs
+    it through the *root* logger (``logging.info`` in ``java_gateway``, so the ``py4j`` logger's level
+    does not apply) each time it re-opens a connection the JVM closed — e.g. after a task thread of
+    ``lakedoc run`` ended — and then retries successfully. Its failures (ERROR) still show."""
+    return not (record.levelno < logging.WARNING and record.name == "root"
+                and Path(record.pathname).parent.name == "py4j")
+
+
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger()
     if not any(getattr(h, "_lakedoc", False) for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        h.addFilter(quiet_py4j_retries)
         h._lakedoc = True  # type: ignore[attr-defined]  # our marker attribute on the handler
         root.addHandler(h)
     root.setLevel(level)
