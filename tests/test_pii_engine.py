@@ -296,13 +296,18 @@ except Exception as exc:
 """
 
 
-def _import_presidio(mode: str) -> list[str]:
+def _probe(script: str, *args: str) -> str:
+    """Run ``script`` in a fresh interpreter (lakedoc's src first on its path): its standard output."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, str(ROOT / "src"), mode],
+    out = subprocess.run([sys.executable, "-c", script, str(ROOT / "src"), *args],
                          capture_output=True, text=True, check=True, timeout=300)
-    return out.stdout.split()
+    return out.stdout
+
+
+def _import_presidio(mode: str) -> list[str]:
+    return _probe(_IMPORT_PROBE, mode).split()
 
 
 def test_patch_lazy_hf_pipeline_still_needed():
@@ -316,7 +321,6 @@ def test_patch_lazy_hf_pipeline_keeps_transformers_out_of_the_worker():
     # pipelines stay unimported, and transformers' own attribute is back afterwards; called, the
     # stand-in is transformers' pipeline() (its error for an unknown task, pipelines then imported)
     assert _import_presidio("patched") == ["no-pipelines", "lazy", "attr-restored", "KeyError", "pipelines"]
-
 
 
 _TORCH_PROBE = """
@@ -344,12 +348,8 @@ _PROBE_TEXTS = ["Please call Maria Gonzalez at (212) 555-0142 or write to maria.
 
 def _torch_probe(mode: str) -> dict:
     import json
-    import subprocess
-    import sys
 
-    out = subprocess.run([sys.executable, "-c", _TORCH_PROBE, str(ROOT / "src"), mode, json.dumps(_PROBE_TEXTS)],
-                         capture_output=True, text=True, check=True, timeout=300)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(_probe(_TORCH_PROBE, mode, json.dumps(_PROBE_TEXTS)).strip().splitlines()[-1])
 
 
 def test_patch_torch_blocked_still_needed():

@@ -101,25 +101,22 @@ def lazy_hf_pipeline() -> None:
 
     pipeline._lakedoc_lazy = True  # type: ignore[attr-defined]  # a marker the still-needed test reads
     real = sys.modules.get("transformers")
+    if real is None and importlib.util.find_spec("transformers") is None:
+        return  # not installed: Presidio's own ImportError fallback applies
+    # transformers imported: its module gets the attribute for this import; not imported: a stand-in
+    # module that has only ``pipeline`` (the one name Presidio imports from it) takes its place
+    holder = real if real is not None else types.ModuleType("transformers")
+    holder.pipeline = pipeline  # type: ignore[attr-defined]  # this import only; removed below
     if real is None:
-        if importlib.util.find_spec("transformers") is None:
-            return  # not installed: Presidio's own ImportError fallback applies
-        stand_in = types.ModuleType("transformers")
-        stand_in.pipeline = pipeline  # type: ignore[attr-defined]  # the one name Presidio imports from it
-        sys.modules["transformers"] = stand_in
-        try:
-            import presidio_analyzer  # noqa: F401 - the import this patch is for
-            import presidio_anonymizer  # noqa: F401
-        finally:
-            if sys.modules.get("transformers") is stand_in:
-                del sys.modules["transformers"]  # the next import of transformers is the real one
-        return
-    real.pipeline = pipeline  # type: ignore[attr-defined]  # this import only; removed below
+        sys.modules["transformers"] = holder
     try:
-        import presidio_analyzer  # noqa: F401
+        import presidio_analyzer  # noqa: F401 - the import this patch is for
         import presidio_anonymizer  # noqa: F401
     finally:
-        del real.pipeline  # back to transformers' own lazy attribute
+        if real is not None:
+            del real.pipeline  # back to transformers' own lazy attribute
+        elif sys.modules.get("transformers") is holder:
+            del sys.modules["transformers"]  # the next import of transformers is the real one
 
 
 # requirements of a spaCy pipeline package that run its model on torch
