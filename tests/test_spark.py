@@ -71,3 +71,60 @@ def test_spark_hash_int_and_placement_keys_match_spark(spark):
         df = spark.createDataFrame([(p, keys[p]) for p in range(n)], "unit int, k int").repartition(n, "k")
         rows = df.select("unit", F.spark_partition_id().alias("part")).collect()
         assert sorted((r.unit, r.part) for r in rows) == [(p, p) for p in range(n)]
+
+
+_ZIP_PROBE = r"""
+import importlib, sys, zipfile, zipimport
+from lakedoc.pyspark_daemon import patch_zipimport
+
+path = sys.argv[1]
+with zipfile.ZipFile(path, "w") as zf:
+    zf.writestr("zmod_a.py", "A = 1\n")
+sys.path.insert(0, path)
+import zmod_a
+reads = []
+orig = zipimport._read_directory
+zipimport._read_directory = lambda archive: reads.append(archive) or orig(archive)
+patched = patch_zipimport()
+importlib.invalidate_caches()  # what PySpark's worker does at every task
+importlib.invalidate_caches()
+unchanged_reads = len(reads)
+with zipfile.ZipFile(path, "w") as zf:  # the archive changes (size): its directory is read again
+    zf.writestr("zmod_a.py", "A = 1\n")
+    zf.writestr("zmod_b.py", "B = 2\n")
+importlib.invalidate_caches()
+import zmod_b
+print(patched, unchanged_reads, len(reads), zmod_b.B)
+"""
+
+
+def test_zip_importers_reread_an_archive_only_when_it_changed(tmp_path):
+    # a fresh interpreter: the patch is process-wide. Python 3.10/3.11 re-read every zip on sys.path
+    # at each invalidation (CPython gh-103200): PySpark's worker invalidates at every task
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _ZIP_PROBE, str(tmp_path / "mods.zip")], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    patched, unchanged, total, b = out.stdout.split()
+    if sys.version_info >= (3, 12):
+        assert patched == "False"  # lazy invalidation in CPython itself: nothing to patch
+        return
+    assert patched == "True"
+    assert (unchanged, total, b) == ("1", "2", "2")  # first invalidation reads (no stamp yet), then only on change
+
+
+@pytest.mark.skipif(SPARK_MODE == "connect", reason="the classic local session's Python workers")
+def test_local_python_workers_run_under_lakedoc_daemon(spark):
+    import sys
+
+    def probe(batches):
+        import zipimport
+
+        import pandas as pd
+
+        for _ in batches:
+            yield pd.DataFrame({"patched": [bool(getattr(zipimport.zipimporter.invalidate_caches, "_lakedoc", False))]})
+
+    got = spark.range(1, numPartitions=1).mapInPandas(probe, "patched boolean").toPandas()["patched"].tolist()
+    assert got == [sys.version_info < (3, 12)]

@@ -127,6 +127,8 @@ def _local_builder(sc: SparkSettings, warehouse_dir: str | None):
         .config("spark.sql.sources.binaryFile.maxLength", str(2**31 - 1))
         .config("spark.scheduler.mode", "FAIR")
     )
+    if sys.version_info < (3, 12):  # each Python task re-read Spark's jars on 3.10/3.11 (lakedoc.pyspark_daemon)
+        builder = builder.config("spark.python.daemon.module", "lakedoc.pyspark_daemon")
     if sc.delta:
         jars = delta_jars()
         if jars:
