@@ -274,7 +274,7 @@ def run(ctx: TaskContext) -> TaskResult:
                 store.delete_where(FINDINGS, "doc_id", stats["no_findings"])
             res = store.merge(REDACTED, docs)
             totals["rows_written"] += res.written
-            for k, v in _entity_totals(out).items():
+            for k, v in stats["entity_counts"].items():
                 entity_totals[k] = entity_totals.get(k, 0) + v
         n_err, n_ok = stats["errors"], stats["rows"] - stats["errors"]
         totals["redacted"] += n_ok
@@ -306,7 +306,8 @@ def _findings_frame(out, cfg_hash: str, run_id: str):
 
 
 def _round_stats(out) -> dict:
-    """Rows, redaction errors, findings and the doc ids without findings of one round: one aggregation."""
+    """Rows, redaction errors, findings, the doc ids without findings and the findings per entity type
+    (the sum of the rows' ``entity_counts`` maps) of one round: one aggregation, one job."""
     from pyspark.sql import functions as F
 
     row = out.agg(
@@ -314,15 +315,12 @@ def _round_stats(out) -> dict:
         F.sum(F.when(F.col("status") == "redaction_error", 1).otherwise(0)).alias("errors"),
         F.sum(F.when(F.col("findings").isNull(), 0).otherwise(F.size("findings"))).alias("findings"),
         F.collect_list(F.when(F.col("finding_count") == 0, F.col("doc_id"))).alias("no_findings"),
+        F.collect_list(F.when(F.size("entity_counts") > 0, F.col("entity_counts"))).alias("entity_counts"),
     ).first()
+    totals: dict[str, int] = {}
+    for counts in row["entity_counts"] or []:
+        for k, v in (counts or {}).items():
+            totals[k] = totals.get(k, 0) + int(v or 0)
     return {"rows": int(row["rows"] or 0), "errors": int(row["errors"] or 0),
-            "findings": int(row["findings"] or 0), "no_findings": sorted(row["no_findings"] or [])}
-
-
-def _entity_totals(out) -> dict[str, int]:
-    """Sum of the ``entity_counts`` maps of one round, per entity type."""
-    from pyspark.sql import functions as F
-
-    rows = (out.select(F.explode("entity_counts").alias("entity_type", "n"))
-            .groupBy("entity_type").agg(F.sum("n").alias("n")).collect())
-    return {r["entity_type"]: int(r["n"] or 0) for r in sorted(rows, key=lambda r: r["entity_type"])}
+            "findings": int(row["findings"] or 0), "no_findings": sorted(row["no_findings"] or []),
+            "entity_counts": dict(sorted(totals.items()))}
