@@ -8,7 +8,9 @@ The shared corpus (93 real files) is replicated ``--copies`` times into a tempor
 
 * baseline: one Python process reads every file and calls the same extractor
   (:func:`lakedoc.ingest.extract.extract_file`) in a loop, once before and once after the stage (the
-  mean is the baseline: it cancels a steady drift of a shared machine's speed);
+  mean is the baseline: it cancels a steady drift of a shared machine's speed), each time in a fresh
+  process (the same process image both times; the extraction children it forks cost more from a bigger
+  process);
 * stage: the five ingestion tasks through the local runner (``lakedoc run --only 'ingest_*'``), i.e.
   binaryFile listing, mapInPandas extraction and the Delta MERGE, into an empty warehouse. By default a
   warm-up run over one copy (into another warehouse) goes first, so that JVM start-up costs and the
@@ -55,6 +57,22 @@ def replicate(corpus: Path, copies: int, dest: Path) -> list[Path]:
 
 
 def baseline(files: list[Path]) -> float:
+    """Seconds of the single-process loop over ``files``, in a fresh Python process each time: the same
+    process image before and after the stage (in this process, after the stage, the loop would fork
+    each extraction child from a driver grown by the Spark session, and run slower for it)."""
+    import subprocess
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(str(p) for p in files))
+    try:
+        out = subprocess.run([sys.executable, __file__, "--loop-files", fh.name], check=True,
+                             capture_output=True, text=True)
+    finally:
+        Path(fh.name).unlink()
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _loop(files: list[Path]) -> float:
     from lakedoc.config import load_config
     from lakedoc.ingest.extract import Limits, claimed_family, extract_file
 
@@ -132,7 +150,11 @@ def main(argv=None) -> int:
                     help="instead: peak RSS of one truncated docx inflating to this many MB")
     ap.add_argument("--quick", action="store_true", help="at most 6 copies (558 files): a few minutes on 2 cores")
     ap.add_argument("--json", help="write the figures as JSON (key 'ratio' = stage docs/s / loop docs/s)")
+    ap.add_argument("--loop-files", help=argparse.SUPPRESS)  # internal: run the loop over a file list, print s
     args = ap.parse_args(argv)
+    if args.loop_files:
+        print(f"{_loop([Path(x) for x in Path(args.loop_files).read_text().splitlines()]):.3f}")
+        return 0
     if args.quick:
         args.copies = min(args.copies, 6)
     if args.zip_bomb_mb:
