@@ -226,7 +226,7 @@ class IngestSettings(Section):
     max_pdf_pages: int = setting(5000, "PDF pages read at most (the rest is left out)", ge=1)
     max_memory_mb: float = setting(4096.0, "hard memory cap of one file's extraction (a child process with "
                                            "an address-space limit; Linux) -> too_large; 0: no cap", ge=0)
-    files_per_partition: int = setting(8, "input files per work unit on average (one Spark partition each, at "
+    files_per_partition: int = setting(16, "input files per work unit on average (one Spark partition each, at "
                                        "least one per task slot); files are packed into units by size, heaviest "
                                        "unit first", ge=1)
     ocr: OcrSettings = _PField(default_factory=OcrSettings)
