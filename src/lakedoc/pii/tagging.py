@@ -11,7 +11,7 @@ where *r* (the receptive field) is the encoder's ``depth × window_size`` (4 for
 pipelines): token embeddings are per token, each window-encoder layer widens the view by
 ``window_size``, and the softmax is per token. So the tagger run on ``doc[i-r : i+r+1]`` (cut at the
 document's ends, where the full run pads the same way) gives token *i* the tag the full run gives it;
-``tests/test_pii_engine.py`` compares both on real text. An encoder whose reach this module does not know
+``tests/test_pii_tagging.py`` compares both on real text. An encoder whose reach this module does not know
 (a BiLSTM, a transformer) gets the whole document tagged instead, so the tags never differ.
 """
 from __future__ import annotations
