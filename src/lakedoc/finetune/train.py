@@ -24,6 +24,9 @@
   improvement (``early_stop``), after ``epochs`` (``epochs``) or when ``max_train_minutes`` is spent
   (``time_budget``). The returned model is the best state, with thresholds tuned on validation for all
   its labels (held-out ones included).
+* **Frozen lower layers** (``finetune.lora.layers``): before the first step :func:`keep_frozen_outputs`
+  runs the layers without adapters once over every text read (documents, validation, all label
+  descriptions) and keeps their outputs, so that steps and evaluations run only the adapted layers.
 * Seeded (``finetune.seed``); on CPU torch uses every core (training is one process, not a Spark worker).
 
 ``report`` is called with each history row (Ray Tune's reporter plugs in here); ``checkpoint_dir``
@@ -60,6 +63,7 @@ class FinetuneResult:
     best: dict = field(default_factory=dict)
     seconds: float = 0.0
     stopped: str = "epochs"  # early_stop | epochs | time_budget
+    frozen: dict = field(default_factory=dict)  # the frozen layers and their kept outputs (keep_frozen_outputs)
 
 
 def losses(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None,
@@ -150,6 +154,45 @@ def _init_bias(model: DualEncoder, train: Sequence[dict], y: np.ndarray, names: 
         model.base_bias = float(model.bias.detach())
 
 
+def keep_frozen_outputs(model: DualEncoder, train: Sequence[dict], validation: Sequence[dict],
+                        label_names: Sequence[str], train_lengths: Sequence[int],
+                        settings: FinetuneSettings) -> dict:
+    """Compute once the frozen layers' outputs of every text the training reads (training and validation
+    documents, label descriptions) and keep them on the model (``finetune.lora.layers``).
+
+    Kept only when they fit ``finetune.frozen_cache_gb`` (estimated from the training documents' token
+    counts); otherwise each step recomputes them without autograd. Checks first that the split forward
+    equals the full one (:meth:`DualEncoder.split_matches`). Returns what was done, for the log and
+    metrics: ``{"frozen_layers"}`` when every layer is adapted, else ``{"frozen_layers", "kept",
+    "estimated_mb"}`` and, when kept, ``"texts", "mb", "seconds"``."""
+    k = model.frozen_layers
+    if not k:
+        return {"frozen_layers": 0}
+    t0 = time.perf_counter()
+    docs = [r["text"] for r in train] + [r["text"] for r in validation]
+    sample = [t for t in docs[:8] if t.strip()] or ["lakedoc"]
+    if not model.split_matches(sample):
+        raise FinetuneError(f"{model.base_model}: running its frozen layers apart from the adapted ones does not "
+                            "give its full forward's output; set finetune.lora.layers to null")
+    labels = [d for n in label_names for d in model.label_descriptions[n]]
+    hidden = int(getattr(model.backbone.get_base_model().config, "hidden_size", 0)) or 1
+    mean_len = float(np.mean(train_lengths)) if len(train_lengths) else float(settings.max_seq_length)
+    estimate = (sum(train_lengths) + mean_len * (len(validation) + len(labels))) * hidden * 4
+    out: dict[str, Any] = {"frozen_layers": k, "kept": False, "estimated_mb": round(estimate / 2 ** 20, 1)}
+    if estimate > settings.frozen_cache_gb * 2 ** 30:
+        log.info("finetune: %d frozen layers; their outputs (~%.0f MB) exceed finetune.frozen_cache_gb=%s: "
+                 "recomputed every step", k, estimate / 2 ** 20, settings.frozen_cache_gb)
+        return out
+    log.info("finetune: computing the outputs of the %d frozen layers for %d texts once (~%.0f MB)",
+             k, len(docs) + len(labels), estimate / 2 ** 20)
+    added = model.cache_frozen(labels, "query", settings.eval_batch_size)
+    added += model.cache_frozen(docs, "passage", settings.eval_batch_size)
+    out.update(kept=True, texts=len(model.frozen_cache or {}), mb=round(added / 2 ** 20, 1),
+               seconds=round(time.perf_counter() - t0, 1))
+    log.info("finetune: kept %d frozen-layer outputs (%.0f MB) in %.0f s", out["texts"], out["mb"], out["seconds"])
+    return out
+
+
 def _state(model: DualEncoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
@@ -190,11 +233,12 @@ def fit(train: list[dict], validation: list[dict], label_names: list[str], descr
         raise FinetuneError("no training document")
     val = [{**r, "labels": [lab for lab in r["labels"] if lab not in holdout]} for r in validation]
     pw = torch.tensor(pos_weights(y_train, s.pos_weight_cap), dtype=torch.float32, device=model.device)
-    if fresh:
-        _init_bias(model, train, y_train, targets, s.eval_batch_size, rng)
     lengths = [len(ids) for ids in model.tokenizer([r["text"] for r in train], truncation=True,
                                                    max_length=s.max_seq_length, add_special_tokens=True,
                                                    return_attention_mask=False)["input_ids"]]
+    frozen = keep_frozen_outputs(model, train, val, label_names, lengths, s)
+    if fresh:
+        _init_bias(model, train, y_train, targets, s.eval_batch_size, rng)
     steps_per_epoch = math.ceil(len(train) / s.batch_size)
     total_steps = steps_per_epoch * s.epochs
     adapters = [p for n, p in model.named_parameters() if p.requires_grad and n not in ("scale", "bias")]
@@ -290,9 +334,10 @@ def fit(train: list[dict], validation: list[dict], label_names: list[str], descr
             model.thresholds = best_th  # nothing held out: the best evaluation's thresholds cover every label
         else:
             _, model.thresholds, _ = _metrics(model, validation, list(label_names), s.eval_batch_size)
+    model.frozen_cache = None
     seconds = time.perf_counter() - t_start
     log.info("finetune: %s after %d steps, %.0f s; best %s", stopped, step, seconds, best)
-    return FinetuneResult(model, history, best, seconds, stopped)
+    return FinetuneResult(model, history, best, seconds, stopped, frozen)
 
 
 def progress_line(row: dict) -> str:
