@@ -334,9 +334,13 @@ class DualEncoder(nn.Module):
             hidden = self.backbone(**enc).last_hidden_state
         return self._pool(hidden, enc["attention_mask"])
 
-    def split_matches(self, texts: Sequence[str], atol: float = 1e-4) -> bool:
+    def split_matches(self, texts: Sequence[str], atol: float | None = None) -> bool:
         """Whether the split forward (frozen layers, then adapted layers from their output) gives the full
-        forward's embeddings for ``texts`` (eval mode): the check made before training on kept states."""
+        forward's embeddings for ``texts`` (eval mode): the check made before training on kept states.
+
+        Both run under the same precision; ``atol`` defaults to 1e-4 in fp32 and 5e-3 under fp16 autocast
+        (the kept states are fp32 copies of fp16 results there)."""
+        atol = atol if atol is not None else (5e-3 if self.use_amp else 1e-4)
         if not self.frozen_layers or not texts:
             return False
         was = self.training
@@ -345,7 +349,9 @@ class DualEncoder(nn.Module):
             inputs = [self.passage_prefix + t for t in texts]
             with torch.no_grad():
                 enc = self._tokenize(inputs)
-                full = self._pool(self.backbone(**enc).last_hidden_state, enc["attention_mask"])
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+                    hidden = self.backbone(**enc).last_hidden_state
+                full = self._pool(hidden, enc["attention_mask"])
                 split = self._encode_states(self.frozen_states(inputs))
         finally:
             self.train(was)
