@@ -36,7 +36,9 @@ BATCH = 32
 
 
 def _records(n: int) -> tuple[list[dict], list[str]]:
-    rows = [json.loads(line) for line in REUTERS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from lakedoc.evaluation import load_jsonl
+
+    rows = load_jsonl(REUTERS)
     counts = collections.Counter(lab for r in rows for lab in r["labels"])
     names = sorted(lab for lab, c in counts.items() if c >= 2)
     docs = [r for r in rows if len((r.get("text") or "").split()) >= 10][:n]

@@ -329,7 +329,11 @@ class DualEncoder(nn.Module):
             return self._encode_states([cache[t] for t in texts])
         if self.frozen_layers and self.training:  # frozen layers in eval mode, as when their outputs are kept
             return self._encode_states(self.frozen_states(texts))
-        enc = self._tokenize(texts)
+        return self._encode_full(texts)
+
+    def _encode_full(self, inputs: list[str]) -> torch.Tensor:
+        """Pooled embeddings of input texts (prefix included) through the whole backbone."""
+        enc = self._tokenize(inputs)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
             hidden = self.backbone(**enc).last_hidden_state
         return self._pool(hidden, enc["attention_mask"])
@@ -346,12 +350,9 @@ class DualEncoder(nn.Module):
         was = self.training
         self.eval()
         try:
-            inputs = [self.passage_prefix + t for t in texts]
+            inputs = [self.prefix_for("passage") + t for t in texts]
             with torch.no_grad():
-                enc = self._tokenize(inputs)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
-                    hidden = self.backbone(**enc).last_hidden_state
-                full = self._pool(hidden, enc["attention_mask"])
+                full = self._encode_full(inputs)
                 split = self._encode_states(self.frozen_states(inputs))
         finally:
             self.train(was)
